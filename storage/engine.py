@@ -1,0 +1,96 @@
+"""Database engines and sessions.
+
+SQLite: WAL, foreign keys, busy timeout, synchronous=FULL, and transactions we begin ourselves
+(pysqlite's implicit BEGIN would let a read run outside the writing transaction, see
+reference/booking.md §4.2): ``BEGIN IMMEDIATE`` for every write unit of work, so the
+availability re-check and the insert are serialised against other writers; plain ``BEGIN`` for
+reads. PostgreSQL: the exclusion constraint is the arbiter; statement and lock timeouts are set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+_BEGIN_OPTION = "frontdesk_sqlite_begin"
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    """The engine plus two session factories: ``write`` (serialised on SQLite) and ``read``."""
+
+    engine: AsyncEngine
+    write: async_sessionmaker[AsyncSession]
+    read: async_sessionmaker[AsyncSession]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """One write transaction: commits on success, rolls back on any exception."""
+        async with self.write() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self.read() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(
+    url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10
+) -> Database:
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("sqlite"):
+        if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):
+            raise ValueError("use a SQLite file, not :memory: (each connection would get its own database)")
+        kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+        kwargs["connect_args"] = {"server_settings": {"statement_timeout": "15000", "lock_timeout": "10000"}}
+    if kwargs.get("pool_size") == 0:
+        kwargs.pop("pool_size"), kwargs.pop("max_overflow")
+        kwargs["poolclass"] = NullPool
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, busy_timeout_ms)
+    write_engine = engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+    return Database(
+        engine=engine,
+        write=async_sessionmaker(write_engine, expire_on_commit=False),
+        read=async_sessionmaker(engine, expire_on_commit=False),
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))

@@ -1,0 +1,264 @@
+"""Tables. Every business table carries ``tenant_id NOT NULL``; ids are UUID strings.
+
+Instants are stored in UTC: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite, always
+handed back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, whatever the backend does with zones."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give an aware UTC instant")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}  # noqa: RUF012
+
+
+class Business(Base):
+    __tablename__ = "businesses"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    week_start: Mapped[int] = mapped_column(Integer, default=0)
+    hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    info: Mapped[dict[str, Any]] = mapped_column(default=dict)  # address, phone, faq
+    created_at: Mapped[datetime]
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="person")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    breaks: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime]
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    price: Mapped[int] = mapped_column(Integer, default=0)
+    interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    max_advance_days: Mapped[int] = mapped_column(Integer, default=60)
+    advance_mode: Mapped[str] = mapped_column(String(16), default="calendar_days")
+    max_per_day: Mapped[int | None] = mapped_column(Integer)
+    max_per_week: Mapped[int | None] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    assignment: Mapped[str] = mapped_column(String(16), default="any")
+    buffers_within_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancel_notice_hours: Mapped[float] = mapped_column(Float, default=0)
+    reschedule_notice_hours: Mapped[float] = mapped_column(Float, default=0)
+    staff_slugs: Mapped[list[Any]] = mapped_column(default=list)  # ordered; resolved against staff
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Holiday(Base):
+    __tablename__ = "holidays"
+    __table_args__ = (UniqueConstraint("tenant_id", "day"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    name: Mapped[str] = mapped_column(String(200), default="Holiday")
+
+
+class DateOverride(Base):
+    __tablename__ = "date_overrides"
+    __table_args__ = (UniqueConstraint("staff_id", "day"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    ranges: Mapped[list[Any]] = mapped_column(default=list)  # [] = closed
+
+
+class TimeOff(Base):
+    __tablename__ = "time_off"
+    __table_args__ = (UniqueConstraint("staff_id", "starts_at", "ends_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ExternalBusy(Base):
+    """Busy time read from outside calendars; calendar sync fills it."""
+
+    __tablename__ = "external_busy"
+    __table_args__ = (Index("ix_external_busy_staff_range", "staff_id", "starts_at", "ends_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(64), default="manual")
+    external_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("tenant_id", "phone"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    email: Mapped[str | None] = mapped_column(String(320))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_appointments_tenant_start", "tenant_id", "starts_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))  # the first of the allocated staff
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20))
+    price: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    rescheduled_from_id: Mapped[str | None] = mapped_column(String(36))
+    rescheduled_to_id: Mapped[str | None] = mapped_column(String(36))
+    hold_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Allocation(Base):
+    """One staff member (or resource) held for a buffer-padded time range.
+
+    The no-overlap invariant lives here: a PostgreSQL exclusion constraint over
+    ``(staff_id, tstzrange(blocked_start, blocked_end))`` for active rows, and SQLite triggers
+    (both created by the migration). A seated session is one allocation shared by its seats.
+    """
+
+    __tablename__ = "allocations"
+    __table_args__ = (Index("ix_allocations_staff_range", "staff_id", "active", "blocked_start"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    blocked_start: Mapped[datetime]
+    blocked_end: Mapped[datetime]
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    seats_taken: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+
+
+class AppointmentAllocation(Base):
+    __tablename__ = "appointment_allocations"
+    appointment_id: Mapped[str] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
+    )
+    allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True, index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+
+
+class AppointmentEvent(Base):
+    """History of an appointment: every status change, who did it and why."""
+
+    __tablename__ = "appointment_events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
