@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,14 +19,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.errors import ConfigError, InvalidInput
-from core.models import AdvanceMode, Assignment, parse_ranges, parse_week
-from core.timezones import canonical_zone_name
+from core.catalog import SLUG, BusinessSpec
+from core.errors import ConfigError
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -75,148 +72,23 @@ class LoggingSettings(_Model):
     json_format: bool = Field(default=False, alias="json")
 
 
-def _check_ranges(texts: list[str], where: str) -> list[str]:
-    try:
-        parse_ranges(texts)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return texts
-
-
-class TimeOffConfig(_Model):
-    start: datetime  # local wall-clock in the staff member's zone unless an offset is given
-    end: datetime
-    reason: str = ""
-
-    @model_validator(mode="after")
-    def _ordered(self) -> TimeOffConfig:
-        if self.end <= self.start:
-            raise ValueError("time off ends before it starts")
-        return self
-
-
-class StaffConfig(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str
-    kind: Literal["person", "resource"] = "person"
-    timezone: str | None = None  # defaults to the business's
-    hours: dict[str, list[str]] = Field(default_factory=dict)
-    breaks: dict[str, list[str]] = Field(default_factory=dict)
-    overrides: dict[date, list[str]] = Field(default_factory=dict)  # [] = closed that day
-    time_off: list[TimeOffConfig] = Field(default_factory=list)
-    weight: int = Field(default=1, ge=1, le=100)
-
-    @field_validator("hours", "breaks")
-    @classmethod
-    def _week(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        parse_week(value)
-        return value
-
-    @field_validator("overrides")
-    @classmethod
-    def _overrides(cls, value: dict[date, list[str]]) -> dict[date, list[str]]:
-        for day, texts in value.items():
-            _check_ranges(texts, str(day))
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else _zone_name(value)
-
-
-class ServiceConfig(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str
-    description: str = ""
-    duration_minutes: int = Field(ge=1, le=1440)
-    price: int = Field(default=0, ge=0)  # integer minor units of the business currency
-    staff: list[str] = Field(min_length=1)
-    interval_minutes: int | None = Field(default=None, ge=1, le=1440)
-    buffer_before_minutes: int = Field(default=0, ge=0)
-    buffer_after_minutes: int = Field(default=0, ge=0)
-    min_notice_minutes: int = Field(default=0, ge=0)
-    max_advance_days: int = Field(default=60, ge=0, le=730)
-    advance_mode: AdvanceMode = AdvanceMode.CALENDAR_DAYS
-    max_per_day: int | None = Field(default=None, ge=1)
-    max_per_week: int | None = Field(default=None, ge=1)
-    capacity: int = Field(default=1, ge=1)
-    assignment: Assignment = Assignment.ANY
-    buffers_within_hours: bool = False
-    cancel_notice_hours: float = Field(default=0, ge=0)
-    reschedule_notice_hours: float = Field(default=0, ge=0)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ServiceConfig:
-        if self.min_notice_minutes > (self.max_advance_days + 1) * 1440:
-            raise ValueError("min_notice_minutes is longer than the max_advance_days window")
-        if self.capacity > 1 and self.assignment is Assignment.COLLECTIVE:
-            raise ValueError("a collective service cannot have seats")
-        return self
-
-
-class HolidayConfig(_Model):
-    date: date
-    name: str = "Holiday"
-
-
 class AgentConfig(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    slug: str = Field(pattern=SLUG)
     name: str
     persona: str = ""
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
-class BusinessConfig(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str
-    timezone: str
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    locale: str = "en"
-    week_start: Literal["mon", "sun"] = "mon"
-    address: str = ""
-    phone: str = ""
-    hours: dict[str, list[str]] = Field(default_factory=dict)  # default hours of staff without their own
-    holidays: list[HolidayConfig] = Field(default_factory=list)
-    faq: list[dict[str, str]] = Field(default_factory=list)
-    staff: list[StaffConfig] = Field(default_factory=list)
-    services: list[ServiceConfig] = Field(default_factory=list)
+class BusinessConfig(BusinessSpec):
     agents: list[AgentConfig] = Field(default_factory=list)
 
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        return _zone_name(value)
-
-    @field_validator("hours")
-    @classmethod
-    def _week(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        parse_week(value)
-        return value
-
     @model_validator(mode="after")
-    def _references(self) -> BusinessConfig:
-        staff = {s.slug for s in self.staff}
-        problems = []
-        for name, items in (("staff", self.staff), ("services", self.services), ("agents", self.agents)):
-            slugs = [i.slug for i in items]
-            dupes = sorted({s for s in slugs if slugs.count(s) > 1})
-            if dupes:
-                problems.append(f"duplicate {name} slug(s): {', '.join(dupes)}")
-        for service in self.services:
-            missing = [s for s in service.staff if s not in staff]
-            if missing:
-                problems.append(f"service {service.slug} names unknown staff: {', '.join(missing)}")
-        if problems:
-            raise ValueError("; ".join(problems))
+    def _unique_agents(self) -> BusinessConfig:
+        slugs = [a.slug for a in self.agents]
+        dupes = sorted({s for s in slugs if slugs.count(s) > 1})
+        if dupes:
+            raise ValueError(f"duplicate agents slug(s): {', '.join(dupes)}")
         return self
-
-
-def _zone_name(value: str) -> str:
-    try:
-        return canonical_zone_name(value)
-    except InvalidInput as exc:
-        raise ValueError(exc.message) from None
 
 
 class Settings(BaseSettings):

@@ -91,3 +91,32 @@ def pick_round_robin(candidates: Sequence[RotationStats]) -> str:
         return (round(rate, 12), last, c.slug)
 
     return min(candidates, key=rank).slug
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRef:
+    id: str
+    name: str
+    phone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    """An appointment as repositories hand it out."""
+
+    id: str
+    status: Status
+    service: str
+    staff: tuple[str, ...]
+    start: datetime
+    end: datetime
+    customer: CustomerRef
+    price: int
+    currency: str
+    created_at: datetime
+    rescheduled_from: str | None = None
+    rescheduled_to: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE

@@ -1,0 +1,19 @@
+"""Phone numbers: E.164 or a clear refusal. Pure (phonenumbers ships its metadata)."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from core.errors import InvalidInput
+
+
+def normalize_phone(raw: str, default_region: str | None = None) -> str:
+    """``"+1 (555) 010-0200"`` → ``"+15550100200"``; InvalidInput when it is not a number."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidInput("phone: not a phone number; include the country code, e.g. +14155550123",
+                           code="invalid_phone") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidInput("phone: not a possible phone number", code="invalid_phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
