@@ -291,27 +291,21 @@ async def _rotation_order(
     since = now - ROTATION_WINDOW
     ids = {sched.staff_ids[s]: s for s in free}
     joined = dict(
-        (await session.execute(select(t.Staff.id, t.Staff.joined_at).where(t.Staff.id.in_(ids))))
-        .tuples()
-        .all()
+        (await session.execute(select(t.Staff.id, t.Staff.joined_at).where(t.Staff.id.in_(ids)))).all()
     )
     rows = (
-        (
-            await session.execute(
-                select(t.Appointment.staff_id, func.count(), func.max(t.Appointment.created_at))
-                .where(
-                    t.Appointment.tenant_id == tenant_id,
-                    t.Appointment.service_id == sched.service_id,
-                    t.Appointment.staff_id.in_(ids),
-                    t.Appointment.created_at >= since,
-                    t.Appointment.status.notin_([Status.CANCELLED.value, Status.RESCHEDULED.value]),
-                )
-                .group_by(t.Appointment.staff_id)
+        await session.execute(
+            select(t.Appointment.staff_id, func.count(), func.max(t.Appointment.created_at))
+            .where(
+                t.Appointment.tenant_id == tenant_id,
+                t.Appointment.service_id == sched.service_id,
+                t.Appointment.staff_id.in_(ids),
+                t.Appointment.created_at >= since,
+                t.Appointment.status.notin_([Status.CANCELLED.value, Status.RESCHEDULED.value]),
             )
+            .group_by(t.Appointment.staff_id)
         )
-        .tuples()
-        .all()
-    )
+    ).all()
     counts = {staff_id: (n, last) for staff_id, n, last in rows}
     weights = {s.slug: s.weight for s in sched.staff}
     stats = []
@@ -561,9 +555,7 @@ async def _views(session: AsyncSession, rows: Sequence[t.Appointment]) -> list[A
             await session.execute(
                 select(t.Service.id, t.Service.slug).where(t.Service.id.in_({r.service_id for r in rows}))
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     customers = {
         c.id: c
@@ -579,7 +571,7 @@ async def _views(session: AsyncSession, rows: Sequence[t.Appointment]) -> list[A
         .where(t.AppointmentAllocation.appointment_id.in_(ids))
         .order_by(t.Staff.slug)
     )
-    for appointment_id, slug in links.tuples():
+    for appointment_id, slug in links:
         staff[appointment_id].append(slug)
     out = []
     for r in rows:

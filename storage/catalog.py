@@ -35,7 +35,15 @@ class BusinessInfo:
 
 def _info(row: t.Business) -> BusinessInfo:
     return BusinessInfo(
-        row.id, row.slug, row.name, row.timezone, row.currency, row.locale, row.week_start, dict(row.info)
+        row.id,
+        row.slug,
+        row.name,
+        row.timezone,
+        row.currency,
+        row.locale,
+        row.week_start,
+        dict(row.hours),
+        dict(row.info),
     )
 
 
@@ -260,3 +268,33 @@ async def delete_time_off(session: AsyncSession, tenant_id: str, staff_slug: str
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("no such time off")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    id: str
+    tenant_id: str
+    slug: str
+    name: str
+
+
+async def upsert_agent(session: AsyncSession, tenant_id: str, slug: str, name: str, persona: str) -> None:
+    row = await session.scalar(select(t.Agent).where(t.Agent.slug == slug))
+    if row is None:
+        session.add(t.Agent(tenant_id=tenant_id, slug=slug, name=name, persona=persona))
+    elif row.tenant_id != tenant_id:
+        raise InvalidInput(f"agent slug {slug!r} already belongs to another business")
+    else:
+        row.name, row.persona = name, persona
+    await session.flush()
+
+
+async def agent_by_slug(session: AsyncSession, slug: str, tenant_id: str | None = None) -> AgentInfo:
+    """The agent named ``slug``; restricted to ``tenant_id`` when given (others → 404)."""
+    query = select(t.Agent).where(t.Agent.slug == slug)
+    if tenant_id is not None:
+        query = query.where(t.Agent.tenant_id == tenant_id)
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound(f"no agent {slug!r}")
+    return AgentInfo(row.id, row.tenant_id, row.slug, row.name)

@@ -81,6 +81,17 @@ class Business(Base):
     created_at: Mapped[datetime]
 
 
+class Agent(Base):
+    """A conversational agent of a business. Its slug is global: it names webhook and chat routes."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    persona: Mapped[str] = mapped_column(Text, default="")
+
+
 class Staff(Base):
     __tablename__ = "staff"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)

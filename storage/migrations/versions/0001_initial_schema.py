@@ -34,6 +34,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_businesses_slug")),
     )
     op.create_table(
+        "agents",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("slug", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("persona", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["businesses.id"], name=op.f("fk_agents_tenant_id_businesses"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_agents")),
+        sa.UniqueConstraint("slug", name=op.f("uq_agents_slug")),
+    )
+    op.create_index(op.f("ix_agents_tenant_id"), "agents", ["tenant_id"], unique=False)
+    op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
@@ -437,4 +451,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_tokens_tenant_id"))
 
     op.drop_table("api_tokens")
+    op.drop_index(op.f("ix_agents_tenant_id"), table_name="agents")
+    op.drop_table("agents")
     op.drop_table("businesses")

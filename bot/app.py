@@ -1,0 +1,85 @@
+"""The application factory: one cleanup context builds the AppContext and tears it down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from bot import api
+from bot.context import CONTEXT, AppContext, Clock, context, system_clock
+from bot.http import api_auth, errors, json_response, measure, unexpected
+from bot.metrics import Metrics
+from bot.settings import Settings
+from core.errors import ConfigError
+from storage import catalog, migrate
+from storage.engine import Database, create_database
+
+log = logging.getLogger(__name__)
+
+
+async def prepare_database(settings: Settings, clock: Clock) -> Database:
+    """Open the database, bring SQLite up to date, refuse an out-of-date PostgreSQL, load config."""
+    db = create_database(
+        settings.database.url,
+        echo=settings.database.echo,
+        busy_timeout_ms=settings.database.busy_timeout_ms,
+        pool_size=settings.database.pool_size,
+    )
+    try:
+        if db.is_sqlite:
+            await migrate.upgrade(db.engine)
+        elif await migrate.pending(db.engine):
+            raise ConfigError("the database schema is not up to date: run `frontdesk migrate` first")
+        await load_config(db, settings, clock)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
+async def load_config(db: Database, settings: Settings, clock: Clock) -> None:
+    """Declare the config's businesses, staff, services and agents (idempotent)."""
+    now = clock()
+    async with db.writing() as session:
+        for business in settings.businesses:
+            tenant_id = await catalog.sync_business(session, business, now)
+            for agent in business.agents:
+                await catalog.upsert_agent(session, tenant_id, agent.slug, agent.name, agent.persona)
+
+
+def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[unexpected, measure, errors, api_auth],
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        db = await prepare_database(settings, clock)
+        app[CONTEXT] = AppContext(settings=settings, db=db, clock=clock, metrics=Metrics())
+        yield
+        await db.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_routes(api.routes)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        async with context(request).db.reading() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        return json_response({"status": "degraded", "database": "unreachable"}, 503)
+    return json_response({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(context(request).metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,125 @@
+"""The ``frontdesk`` command line. Settings are loaded here, once, and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot import logs
+from bot.context import system_clock
+from bot.settings import Settings, load_settings
+from core.errors import ConfigError, FrontdeskError
+from storage import catalog, migrate, tokens
+from storage.engine import create_database
+
+
+def _secrets(settings: Settings) -> list[str]:
+    key = settings.anthropic.api_key
+    found = [key.get_secret_value()] if key else []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, str) and any(w in k for w in ("token", "secret", "key", "password")):
+                    found.append(v)
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(settings.model_dump(mode="python", exclude={"anthropic"}))
+    return found
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from bot.app import create_app
+
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=None,
+        print=lambda _msg: print(
+            f"frontdesk serving on http://{settings.server.host}:{settings.server.port}"
+            f"  (database: {settings.database.url.split(':')[0]})",
+            flush=True,
+        ),
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    async def run() -> None:
+        db = create_database(settings.database.url, pool_size=1)
+        try:
+            await migrate.upgrade(db.engine)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print("database is at the newest schema")
+    return 0
+
+
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import prepare_database
+
+    async def run() -> str:
+        db = await prepare_database(settings, system_clock)
+        try:
+            async with db.writing() as session:
+                business = await catalog.business_by_slug(session, args.business)
+                return await tokens.create(session, business.id, system_clock(), name=args.name or "")
+        finally:
+            await db.dispose()
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="frontdesk", description="A business's front desk that lives in chat."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", help="config file (default: $FRONTDESK_CONFIG, else ./config.yaml)")
+        return p
+
+    add("serve", "run the HTTP server (webhooks, web chat, API, dashboard)").set_defaults(run=cmd_serve)
+    add("migrate", "bring the database schema up to date").set_defaults(run=cmd_migrate)
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
+    create = token.add_parser("create", help="print a new API token for a business (only its hash is stored)")
+    create.add_argument("--config")
+    create.add_argument("--business", required=True, help="business slug")
+    create.add_argument("--name", help="a label for the token")
+    create.set_defaults(run=cmd_token_create)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(
+        settings.logging.level, json_format=settings.logging.json_format, secrets=_secrets(settings)
+    )
+    try:
+        return int(args.run(settings, args))
+    except (ConfigError, FrontdeskError) as exc:
+        print(f"frontdesk: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
