@@ -96,6 +96,8 @@ def _pg_admin_url() -> str | None:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     base = _pg_admin_url()
+    if not base and os.environ.get("FRONTDESK_REQUIRE_POSTGRES"):
+        pytest.fail(f"FRONTDESK_REQUIRE_POSTGRES is set but {PG_ENV} is not")
     if not base:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
     import asyncio
