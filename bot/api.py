@@ -226,11 +226,7 @@ async def alternatives(request: web.Request) -> web.Response:
     ctx = context(request)
     appointment = await bookings.get(ctx.db, tenant(request), request.match_info["id"])
     count = int(request.query.get("count", "5")) if request.query.get("count", "5").isdigit() else 5
-    around = (
-        parse_instant(request.query["around"], field="around")
-        if "around" in request.query
-        else appointment.start
-    )
+    around = parse_instant(request.query["around"], field="around") if "around" in request.query else appointment.start
     slots = await bookings.alternatives_near(
         ctx.db,
         tenant(request),
@@ -413,7 +409,5 @@ async def add_time_off(request: web.Request) -> web.Response:
 @routes.delete("/api/staff/{slug}/time-off/{id}")
 async def delete_time_off(request: web.Request) -> web.Response:
     async with context(request).db.writing() as session:
-        await catalog.delete_time_off(
-            session, tenant(request), request.match_info["slug"], request.match_info["id"]
-        )
+        await catalog.delete_time_off(session, tenant(request), request.match_info["slug"], request.match_info["id"])
     return web.Response(status=204)

@@ -83,9 +83,7 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="frontdesk", description="A business's front desk that lives in chat."
-    )
+    parser = argparse.ArgumentParser(prog="frontdesk", description="A business's front desk that lives in chat.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -111,9 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"frontdesk: {exc}", file=sys.stderr)
         return 2
-    logs.configure(
-        settings.logging.level, json_format=settings.logging.json_format, secrets=_secrets(settings)
-    )
+    logs.configure(settings.logging.level, json_format=settings.logging.json_format, secrets=_secrets(settings))
     try:
         return int(args.run(settings, args))
     except (ConfigError, FrontdeskError) as exc:

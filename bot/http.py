@@ -46,11 +46,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         metrics.errors.labels(code).inc()
         return json_response(error_body(exc.reason, code), exc.status)
     except (OperationalError, ConnectionError, DBAPIError) as exc:
-        if (
-            isinstance(exc, DBAPIError)
-            and not isinstance(exc, OperationalError)
-            and not exc.connection_invalidated
-        ):
+        if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError) and not exc.connection_invalidated:
             raise  # a real bug (constraint, SQL), not an outage
         log.warning("database unavailable: %s", type(exc).__name__)
         metrics.errors.labels("unavailable").inc()

@@ -62,14 +62,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data)
 
 
-def configure(
-    level: str = "INFO", *, json_format: bool = False, secrets: Iterable[str] = ()
-) -> RedactingFilter:
+def configure(level: str = "INFO", *, json_format: bool = False, secrets: Iterable[str] = ()) -> RedactingFilter:
     handler = logging.StreamHandler()
     handler.setFormatter(
-        JsonFormatter()
-        if json_format
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter() if json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     redactor = RedactingFilter(secrets)
     handler.addFilter(redactor)

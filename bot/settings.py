@@ -129,9 +129,7 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None
 def substitute(value: Any, environ: Mapping[str, str], where: str, missing: list[str]) -> Any:
     """Replace ``${NAME}`` references; an unset variable makes the value None and is noted."""
     if isinstance(value, dict):
-        return {
-            k: substitute(v, environ, f"{where}.{k}" if where else str(k), missing) for k, v in value.items()
-        }
+        return {k: substitute(v, environ, f"{where}.{k}" if where else str(k), missing) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, environ, f"{where}[{i}]", missing) for i, v in enumerate(value)]
     if isinstance(value, str) and "${" in value:

@@ -34,9 +34,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 def ensure_transition(current: Status, target: Status) -> None:
     if target not in TRANSITIONS[current]:
-        raise InvalidTransition(
-            f"a {current.value} appointment cannot become {target.value}", status=current.value
-        )
+        raise InvalidTransition(f"a {current.value} appointment cannot become {target.value}", status=current.value)
 
 
 def ensure_started(start: datetime, now: datetime, action: str) -> None:

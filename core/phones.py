@@ -12,8 +12,9 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException:
-        raise InvalidInput("phone: not a phone number; include the country code, e.g. +14155550123",
-                           code="invalid_phone") from None
+        raise InvalidInput(
+            "phone: not a phone number; include the country code, e.g. +14155550123", code="invalid_phone"
+        ) from None
     if not phonenumbers.is_possible_number(number):
         raise InvalidInput("phone: not a possible phone number", code="invalid_phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

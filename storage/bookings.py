@@ -111,9 +111,7 @@ async def _by_key(session: AsyncSession, tenant_id: str, req: NewBooking) -> App
     if row is None:
         return None
     if row.request_fingerprint != req.fingerprint():
-        raise Conflict(
-            "idempotency_key was already used for a different booking", code="idempotency_mismatch"
-        )
+        raise Conflict("idempotency_key was already used for a different booking", code="idempotency_mismatch")
     return (await _views(session, [row]))[0]
 
 
@@ -139,9 +137,7 @@ async def alternatives_near(
     start = max(now, wished - ALTERNATIVES_REACH)
     end = max(start + timedelta(minutes=1), wished + ALTERNATIVES_REACH)
     async with db.reading() as session:
-        sched = await schedules.load(
-            session, tenant_id, service, start, end, exclude_appointment=exclude_appointment
-        )
+        sched = await schedules.load(session, tenant_id, service, start, end, exclude_appointment=exclude_appointment)
     return nearest(sched.slots(start, end, now, staff), wished, count)
 
 
@@ -174,9 +170,7 @@ async def _create_in(
         )
     ensure_min_notice(req.start, now, service.min_notice_minutes)
     offered = [
-        s
-        for s in sched.slots(req.start, req.start + timedelta(seconds=1), now, req.staff)
-        if s.start == req.start
+        s for s in sched.slots(req.start, req.start + timedelta(seconds=1), now, req.staff) if s.start == req.start
     ]
     if not offered:
         raise SlotTaken("that time is not available")
@@ -254,9 +248,7 @@ async def _allocate(
     session.add(allocation)
     await session.flush()
     session.add(
-        t.AppointmentAllocation(
-            appointment_id=appointment.id, allocation_id=allocation.id, tenant_id=tenant_id
-        )
+        t.AppointmentAllocation(appointment_id=appointment.id, allocation_id=allocation.id, tenant_id=tenant_id)
     )
     await session.flush()
 
@@ -290,9 +282,7 @@ async def _rotation_order(
 ) -> list[str]:
     since = now - ROTATION_WINDOW
     ids = {sched.staff_ids[s]: s for s in free}
-    joined = dict(
-        (await session.execute(select(t.Staff.id, t.Staff.joined_at).where(t.Staff.id.in_(ids)))).all()
-    )
+    joined = dict((await session.execute(select(t.Staff.id, t.Staff.joined_at).where(t.Staff.id.in_(ids)))).all())
     rows = (
         await session.execute(
             select(t.Appointment.staff_id, func.count(), func.max(t.Appointment.created_at))
@@ -374,9 +364,7 @@ async def _take_seat(
 
 
 async def _customer(session: AsyncSession, tenant_id: str, name: str, phone: str, now: datetime) -> str:
-    row = await session.scalar(
-        select(t.Customer).where(t.Customer.tenant_id == tenant_id, t.Customer.phone == phone)
-    )
+    row = await session.scalar(select(t.Customer).where(t.Customer.tenant_id == tenant_id, t.Customer.phone == phone))
     if row is None:
         row = t.Customer(tenant_id=tenant_id, name=name, phone=phone, created_at=now)
         session.add(row)
@@ -481,9 +469,7 @@ async def reschedule(
                 ensure_notice(row.starts_at, now, service.reschedule_notice_hours, "rescheduled")
             await _release(session, row.id)
             req = NewBooking(service.slug, new_start, customer.name, customer.phone or "", staff, None, actor)
-            moved = await _create_in(
-                session, tenant_id, req, now, rescheduled_from=row, customer_id=customer.id
-            )
+            moved = await _create_in(session, tenant_id, req, now, rescheduled_from=row, customer_id=customer.id)
             session.add(_event(row, Status.RESCHEDULED, now, actor, "rescheduled", rescheduled_to=moved.id))
             row.status, row.rescheduled_to_id, row.updated_at = Status.RESCHEDULED.value, moved.id, now
             await session.flush()
@@ -540,9 +526,7 @@ async def list_between(
         )
         if status is not None:
             query = query.where(t.Appointment.status == status.value)
-        rows = list(
-            await session.scalars(query.order_by(t.Appointment.starts_at, t.Appointment.id).limit(limit))
-        )
+        rows = list(await session.scalars(query.order_by(t.Appointment.starts_at, t.Appointment.id).limit(limit)))
         return await _views(session, rows)
 
 
@@ -559,9 +543,7 @@ async def _views(session: AsyncSession, rows: Sequence[t.Appointment]) -> list[A
     )
     customers = {
         c.id: c
-        for c in await session.scalars(
-            select(t.Customer).where(t.Customer.id.in_({r.customer_id for r in rows}))
-        )
+        for c in await session.scalars(select(t.Customer).where(t.Customer.id.in_({r.customer_id for r in rows})))
     }
     staff: dict[str, list[str]] = {i: [] for i in ids}
     links = await session.execute(

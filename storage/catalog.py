@@ -82,9 +82,7 @@ async def sync_business(session: AsyncSession, spec: BusinessSpec, now: datetime
 
 
 async def upsert_staff(session: AsyncSession, tenant_id: str, spec: StaffSpec, now: datetime) -> str:
-    row = await session.scalar(
-        select(t.Staff).where(t.Staff.tenant_id == tenant_id, t.Staff.slug == spec.slug)
-    )
+    row = await session.scalar(select(t.Staff).where(t.Staff.tenant_id == tenant_id, t.Staff.slug == spec.slug))
     if row is None:
         row = t.Staff(tenant_id=tenant_id, slug=spec.slug, joined_at=now)
         session.add(row)
@@ -127,9 +125,7 @@ async def upsert_service(session: AsyncSession, tenant_id: str, spec: ServiceSpe
     missing = [s for s in spec.staff if s not in known]
     if missing:
         raise InvalidInput(f"service {spec.slug} names unknown staff: {', '.join(missing)}")
-    row = await session.scalar(
-        select(t.Service).where(t.Service.tenant_id == tenant_id, t.Service.slug == spec.slug)
-    )
+    row = await session.scalar(select(t.Service).where(t.Service.tenant_id == tenant_id, t.Service.slug == spec.slug))
     if row is None:
         row = t.Service(tenant_id=tenant_id, slug=spec.slug)
         session.add(row)
@@ -168,9 +164,7 @@ async def deactivate_service(session: AsyncSession, tenant_id: str, slug: str) -
 
 
 async def put_holiday(session: AsyncSession, tenant_id: str, spec: HolidaySpec) -> None:
-    row = await session.scalar(
-        select(t.Holiday).where(t.Holiday.tenant_id == tenant_id, t.Holiday.day == spec.date)
-    )
+    row = await session.scalar(select(t.Holiday).where(t.Holiday.tenant_id == tenant_id, t.Holiday.day == spec.date))
     if row is None:
         session.add(t.Holiday(tenant_id=tenant_id, day=spec.date, name=spec.name))
     else:
@@ -179,23 +173,17 @@ async def put_holiday(session: AsyncSession, tenant_id: str, spec: HolidaySpec) 
 
 
 async def list_holidays(session: AsyncSession, tenant_id: str) -> list[t.Holiday]:
-    rows = await session.scalars(
-        select(t.Holiday).where(t.Holiday.tenant_id == tenant_id).order_by(t.Holiday.day)
-    )
+    rows = await session.scalars(select(t.Holiday).where(t.Holiday.tenant_id == tenant_id).order_by(t.Holiday.day))
     return list(rows)
 
 
 async def delete_holiday(session: AsyncSession, tenant_id: str, day: date) -> None:
-    result = await session.execute(
-        delete(t.Holiday).where(t.Holiday.tenant_id == tenant_id, t.Holiday.day == day)
-    )
+    result = await session.execute(delete(t.Holiday).where(t.Holiday.tenant_id == tenant_id, t.Holiday.day == day))
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound(f"no holiday on {day}")
 
 
-async def put_override(
-    session: AsyncSession, tenant_id: str, staff_slug: str, day: date, texts: list[str]
-) -> None:
+async def put_override(session: AsyncSession, tenant_id: str, staff_slug: str, day: date, texts: list[str]) -> None:
     """Replace ``day``'s hours for one staff member; ``[]`` closes the day."""
     try:
         parse_ranges(texts)
@@ -229,9 +217,7 @@ async def list_overrides(session: AsyncSession, tenant_id: str, staff_slug: str)
     return list(rows)
 
 
-async def add_time_off(
-    session: AsyncSession, tenant_id: str, staff_slug: str, spec: TimeOffSpec
-) -> t.TimeOff:
+async def add_time_off(session: AsyncSession, tenant_id: str, staff_slug: str, spec: TimeOffSpec) -> t.TimeOff:
     staff = await staff_row(session, tenant_id, staff_slug)
     business = await session.get(t.Business, tenant_id)
     assert business is not None
@@ -244,9 +230,7 @@ async def add_time_off(
         )
     )
     if row is None:
-        row = t.TimeOff(
-            tenant_id=tenant_id, staff_id=staff.id, starts_at=interval.start, ends_at=interval.end
-        )
+        row = t.TimeOff(tenant_id=tenant_id, staff_id=staff.id, starts_at=interval.start, ends_at=interval.end)
         session.add(row)
     row.reason = spec.reason
     await session.flush()
@@ -255,17 +239,13 @@ async def add_time_off(
 
 async def list_time_off(session: AsyncSession, tenant_id: str, staff_slug: str) -> list[t.TimeOff]:
     staff = await staff_row(session, tenant_id, staff_slug)
-    rows = await session.scalars(
-        select(t.TimeOff).where(t.TimeOff.staff_id == staff.id).order_by(t.TimeOff.starts_at)
-    )
+    rows = await session.scalars(select(t.TimeOff).where(t.TimeOff.staff_id == staff.id).order_by(t.TimeOff.starts_at))
     return list(rows)
 
 
 async def delete_time_off(session: AsyncSession, tenant_id: str, staff_slug: str, time_off_id: str) -> None:
     staff = await staff_row(session, tenant_id, staff_slug)
-    result = await session.execute(
-        delete(t.TimeOff).where(t.TimeOff.staff_id == staff.id, t.TimeOff.id == time_off_id)
-    )
+    result = await session.execute(delete(t.TimeOff).where(t.TimeOff.staff_id == staff.id, t.TimeOff.id == time_off_id))
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("no such time off")
 

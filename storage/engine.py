@@ -49,9 +49,7 @@ class Database:
         await self.engine.dispose()
 
 
-def create_database(
-    url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10
-) -> Database:
+def create_database(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10) -> Database:
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
         if ":memory:" in url or url.rstrip("/").endswith("sqlite+aiosqlite:"):

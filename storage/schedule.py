@@ -74,9 +74,7 @@ async def load(
 
     staff_rows = list(
         await session.scalars(
-            select(t.Staff).where(
-                t.Staff.tenant_id == tenant_id, t.Staff.slug.in_(rules.staff), t.Staff.active
-            )
+            select(t.Staff).where(t.Staff.tenant_id == tenant_id, t.Staff.slug.in_(rules.staff), t.Staff.active)
         )
     )
     ids = {row.slug: row.id for row in staff_rows}
@@ -94,9 +92,7 @@ async def load(
         overrides[o.staff_id][o.day] = parse_ranges(o.ranges)
     time_off: dict[str, list[Interval]] = {row.id: [] for row in staff_rows}
     for off in await session.scalars(
-        select(t.TimeOff).where(
-            t.TimeOff.staff_id.in_(slug_of), t.TimeOff.starts_at < hi, t.TimeOff.ends_at > lo
-        )
+        select(t.TimeOff).where(t.TimeOff.staff_id.in_(slug_of), t.TimeOff.starts_at < hi, t.TimeOff.ends_at > lo)
     ):
         time_off[off.staff_id].append(Interval(off.starts_at, off.ends_at))
 
@@ -113,9 +109,7 @@ async def load(
         for row in staff_rows
     )
 
-    services = {
-        s.id: s.slug for s in await session.scalars(select(t.Service).where(t.Service.tenant_id == tenant_id))
-    }
+    services = {s.id: s.slug for s in await session.scalars(select(t.Service).where(t.Service.tenant_id == tenant_id))}
     query = select(t.Allocation).where(
         t.Allocation.staff_id.in_(slug_of),
         t.Allocation.active,
@@ -157,6 +151,4 @@ async def load(
     ):
         busy[slug_of[b.staff_id]].append(Interval(b.starts_at, b.ends_at))
 
-    return Schedule(
-        business, business_rules, rules, service.id, service.price, schedules, ids, tuple(booked), busy
-    )
+    return Schedule(business, business_rules, rules, service.id, service.price, schedules, ids, tuple(booked), busy)

@@ -241,9 +241,7 @@ class Allocation(Base):
 
 class AppointmentAllocation(Base):
     __tablename__ = "appointment_allocations"
-    appointment_id: Mapped[str] = mapped_column(
-        ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True
-    )
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True)
     allocation_id: Mapped[str] = mapped_column(ForeignKey("allocations.id"), primary_key=True, index=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
 

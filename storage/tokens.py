@@ -22,9 +22,7 @@ def _hash(token: str) -> str:
 
 async def create(session: AsyncSession, tenant_id: str, now: datetime, name: str = "") -> str:
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        t.ApiToken(tenant_id=tenant_id, name=name, prefix=token[:10], token_hash=_hash(token), created_at=now)
-    )
+    session.add(t.ApiToken(tenant_id=tenant_id, name=name, prefix=token[:10], token_hash=_hash(token), created_at=now))
     await session.flush()
     return token
 

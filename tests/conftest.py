@@ -55,12 +55,24 @@ def demo_business(**service_overrides: Any) -> dict[str, Any]:
             {"slug": "room", "name": "Room", "kind": "resource", "hours": {"daily": ["08:00-20:00"]}},
         ],
         "services": [
-            {"slug": "checkup", "name": "Check-up", "duration_minutes": 30, "price": 5000,
-             "staff": ["ann", "bob"], "cancel_notice_hours": 24, **service_overrides},
+            {
+                "slug": "checkup",
+                "name": "Check-up",
+                "duration_minutes": 30,
+                "price": 5000,
+                "staff": ["ann", "bob"],
+                "cancel_notice_hours": 24,
+                **service_overrides,
+            },
             {"slug": "solo", "name": "Solo", "duration_minutes": 30, "staff": ["ann"]},
             {"slug": "class", "name": "Class", "duration_minutes": 60, "staff": ["bob"], "capacity": 3},
-            {"slug": "surgery", "name": "Surgery", "duration_minutes": 60, "staff": ["ann", "room"],
-             "assignment": "collective"},
+            {
+                "slug": "surgery",
+                "name": "Surgery",
+                "duration_minutes": 60,
+                "staff": ["ann", "room"],
+                "assignment": "collective",
+            },
         ],
         "agents": [{"slug": "acme-bot", "name": "Ada"}],
     }
@@ -195,5 +207,10 @@ async def api(client: TestClient, clock: FrozenClock) -> Api:
 
 
 def booking_body(start: str, service: str = "checkup", phone: str = "+14155550101", **extra: Any) -> dict[str, Any]:
-    return {"agent": "acme-bot", "service": service, "start": start,
-            "customer": {"name": "Jane Roe", "phone": phone}, **extra}
+    return {
+        "agent": "acme-bot",
+        "service": service,
+        "start": start,
+        "customer": {"name": "Jane Roe", "phone": phone},
+        **extra,
+    }

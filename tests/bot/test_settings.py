@@ -21,14 +21,10 @@ def test_shipped_config_loads_with_a_realistic_demo() -> None:
     (clinic,) = settings.businesses
     assert len(clinic.staff) >= 3 and len(clinic.services) >= 3 and clinic.holidays
     assert len({repr(sorted(s.hours.items())) for s in clinic.staff}) > 1, "staff hours should differ"
-    assert (
-        any(s.price > 0 for s in clinic.services) and len({s.duration_minutes for s in clinic.services}) > 1
-    )
+    assert any(s.price > 0 for s in clinic.services) and len({s.duration_minutes for s in clinic.services}) > 1
 
 
-def test_precedence_defaults_then_yaml_then_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_precedence_defaults_then_yaml_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "server: {port: 9000, host: 0.0.0.0}\n")
     assert load_settings(path, environ={}).server.port == 9000
     assert load_settings(path, environ={}).server.public_url == "http://localhost:8080"  # default kept
@@ -40,8 +36,7 @@ def test_precedence_defaults_then_yaml_then_environment(
 def test_env_references_are_substituted(tmp_path: Path) -> None:
     path = write(tmp_path, 'database: {url: "${DB_URL}"}\n')
     assert (
-        load_settings(path, environ={"DB_URL": "sqlite+aiosqlite:///x.db"}).database.url
-        == "sqlite+aiosqlite:///x.db"
+        load_settings(path, environ={"DB_URL": "sqlite+aiosqlite:///x.db"}).database.url == "sqlite+aiosqlite:///x.db"
     )
 
 

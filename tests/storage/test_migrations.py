@@ -26,9 +26,7 @@ async def test_sqlite_file_is_migrated_configured_and_safe(tmp_path: Path, clock
         assert (journal, fks, timeout) == ("wal", 1, 10_000)
     finally:
         await db.dispose()
-    triggers = {
-        r[0] for r in sqlite3.connect(path).execute("select name from sqlite_master where type='trigger'")
-    }
+    triggers = {r[0] for r in sqlite3.connect(path).execute("select name from sqlite_master where type='trigger'")}
     assert {"allocations_no_overlap_insert", "allocations_no_overlap_update"} <= triggers
 
 
@@ -56,7 +54,7 @@ async def test_sqlite_overlap_trigger_refuses_any_writer(db: object) -> None:
         staff = await session.scalar(select(t.Staff).where(t.Staff.slug == "ann"))
         service = await session.scalar(select(t.Service).where(t.Service.slug == "solo"))
     assert staff is not None and service is not None
-    values = ("'{}'".format(staff.tenant_id), "'{}'".format(staff.id), "'{}'".format(service.id))
+    values = (f"'{staff.tenant_id}'", f"'{staff.id}'", f"'{service.id}'")
     insert = (
         "INSERT INTO allocations (id, tenant_id, staff_id, service_id, starts_at, ends_at, blocked_start,"
         " blocked_end, capacity, seats_taken, active) VALUES ('{id}', {0}, {1}, {2}, '{s}', '{e}', '{s}', '{e}',"
@@ -104,9 +102,7 @@ async def test_sqlite_overlap_trigger_refuses_any_writer(db: object) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_migrates_and_refuses_to_start_until_migrated(
-    postgres_url: str, clock: FrozenClock
-) -> None:
+async def test_postgres_migrates_and_refuses_to_start_until_migrated(postgres_url: str, clock: FrozenClock) -> None:
     from core.errors import ConfigError
 
     settings = make_settings(postgres_url)

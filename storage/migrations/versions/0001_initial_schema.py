@@ -179,9 +179,7 @@ def upgrade() -> None:
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("seats_taken", sa.Integer(), nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.text("(true)"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["service_id"], ["services.id"], name=op.f("fk_allocations_service_id_services")
-        ),
+        sa.ForeignKeyConstraint(["service_id"], ["services.id"], name=op.f("fk_allocations_service_id_services")),
         sa.ForeignKeyConstraint(["staff_id"], ["staff.id"], name=op.f("fk_allocations_staff_id_staff")),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -192,9 +190,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_allocations")),
     )
     with op.batch_alter_table("allocations", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_allocations_staff_range", ["staff_id", "active", "blocked_start"], unique=False
-        )
+        batch_op.create_index("ix_allocations_staff_range", ["staff_id", "active", "blocked_start"], unique=False)
         batch_op.create_index(batch_op.f("ix_allocations_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
@@ -216,12 +212,8 @@ def upgrade() -> None:
         sa.Column("hold_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_appointments_customer_id_customers")
-        ),
-        sa.ForeignKeyConstraint(
-            ["service_id"], ["services.id"], name=op.f("fk_appointments_service_id_services")
-        ),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name=op.f("fk_appointments_customer_id_customers")),
+        sa.ForeignKeyConstraint(["service_id"], ["services.id"], name=op.f("fk_appointments_service_id_services")),
         sa.ForeignKeyConstraint(["staff_id"], ["staff.id"], name=op.f("fk_appointments_staff_id_staff")),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -230,9 +222,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_appointments")),
-        sa.UniqueConstraint(
-            "tenant_id", "idempotency_key", name=op.f("uq_appointments_tenant_id_idempotency_key")
-        ),
+        sa.UniqueConstraint("tenant_id", "idempotency_key", name=op.f("uq_appointments_tenant_id_idempotency_key")),
     )
     with op.batch_alter_table("appointments", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_appointments_customer_id"), ["customer_id"], unique=False)
@@ -281,9 +271,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_external_busy")),
     )
     with op.batch_alter_table("external_busy", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_external_busy_staff_range", ["staff_id", "starts_at", "ends_at"], unique=False
-        )
+        batch_op.create_index("ix_external_busy_staff_range", ["staff_id", "starts_at", "ends_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_external_busy_tenant_id"), ["tenant_id"], unique=False)
 
     op.create_table(
@@ -304,9 +292,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_time_off")),
-        sa.UniqueConstraint(
-            "staff_id", "starts_at", "ends_at", name=op.f("uq_time_off_staff_id_starts_at_ends_at")
-        ),
+        sa.UniqueConstraint("staff_id", "starts_at", "ends_at", name=op.f("uq_time_off_staff_id_starts_at_ends_at")),
     )
     with op.batch_alter_table("time_off", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_time_off_tenant_id"), ["tenant_id"], unique=False)
@@ -336,9 +322,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("appointment_id", "allocation_id", name=op.f("pk_appointment_allocations")),
     )
     with op.batch_alter_table("appointment_allocations", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_appointment_allocations_allocation_id"), ["allocation_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_appointment_allocations_allocation_id"), ["allocation_id"], unique=False)
 
     op.create_table(
         "appointment_events",
@@ -366,9 +350,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_appointment_events")),
     )
     with op.batch_alter_table("appointment_events", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_appointment_events_appointment_id"), ["appointment_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_appointment_events_appointment_id"), ["appointment_id"], unique=False)
 
     _no_overlap_invariant()
 
