@@ -157,7 +157,7 @@ async def _create_in(
     if req.staff is not None and req.staff not in sched.staff_ids:
         raise InvalidInput(f"staff: {req.staff!r} does not provide {req.service!r}", code="unknown_staff")
     needs_count = service.capacity > 1 or service.max_per_day is not None or service.max_per_week is not None
-    if needs_count and session.bind.dialect.name == "postgresql":
+    if needs_count and session.get_bind().dialect.name == "postgresql":
         # Counting rules (seats, limits) cannot be a constraint: serialise per staff member.
         await session.execute(
             select(t.Staff.id)
