@@ -20,8 +20,9 @@ from core.booking import Appointment, Status
 from core.catalog import HolidaySpec, ServiceSpec, StaffSpec, TimeOffSpec
 from core.errors import InvalidInput
 from core.models import Slot
+from core.phones import normalize_phone
 from core.timezones import canonical_zone_name, day_bounds, iso_in, parse_day, parse_instant, zone
-from storage import bookings, catalog
+from storage import bookings, catalog, customers
 from storage import schedule as schedules
 
 routes = web.RouteTableDef()
@@ -255,6 +256,85 @@ async def complete_booking(request: web.Request) -> web.Response:
 @routes.post("/api/bookings/{id}/no-show")
 async def no_show(request: web.Request) -> web.Response:
     return await _mark(request, Status.MISSED)
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+class CustomerCreate(_Body):
+    phone: str = Field(min_length=3, max_length=40)
+    name: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    timezone: str | None = None
+
+
+class CustomerPatch(_Body):
+    phone: str | None = Field(default=None, min_length=3, max_length=40)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    timezone: str | None = None
+
+
+def _customer_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "phone": row.phone,
+        "email": row.email,
+        "timezone": row.timezone,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+@routes.get("/api/customers")
+async def list_customers(request: web.Request) -> web.Response:
+    async with context(request).db.reading() as session:
+        if request.query.get("phone"):
+            found = await customers.by_phone(session, tenant(request), normalize_phone(request.query["phone"]))
+            rows = [found] if found else []
+        else:
+            rows = await customers.search(session, tenant(request), request.query.get("name"))
+    return json_response({"customers": [_customer_json(r) for r in rows]})
+
+
+@routes.post("/api/customers")
+async def create_customer(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body = await read_model(request, CustomerCreate)
+    tz = canonical_zone_name(body.timezone) if body.timezone else None
+    async with ctx.db.writing() as session:
+        row = await customers.upsert(
+            session,
+            tenant(request),
+            normalize_phone(body.phone),
+            ctx.clock(),
+            name=body.name,
+            email=body.email,
+            timezone=tz,
+        )
+        return json_response(_customer_json(row), 201)
+
+
+@routes.get("/api/customers/{id}")
+async def get_customer(request: web.Request) -> web.Response:
+    async with context(request).db.reading() as session:
+        return json_response(_customer_json(await customers.get(session, tenant(request), request.match_info["id"])))
+
+
+@routes.patch("/api/customers/{id}")
+async def patch_customer(request: web.Request) -> web.Response:
+    body = await read_model(request, CustomerPatch)
+    async with context(request).db.writing() as session:
+        row = await customers.update(
+            session,
+            tenant(request),
+            request.match_info["id"],
+            name=body.name,
+            phone=normalize_phone(body.phone) if body.phone else None,
+            email=body.email,
+            timezone=canonical_zone_name(body.timezone) if body.timezone else None,
+        )
+        return json_response(_customer_json(row))
 
 
 # --- catalogue management -------------------------------------------------------------------

@@ -34,6 +34,7 @@ from core.booking import (
 from core.errors import Conflict, InvalidInput, NotFound, SlotTaken
 from core.models import Assignment, Slot
 from core.phones import normalize_phone
+from storage import customers
 from storage import schedule as schedules
 from storage import tables as t
 from storage.engine import Database
@@ -364,14 +365,7 @@ async def _take_seat(
 
 
 async def _customer(session: AsyncSession, tenant_id: str, name: str, phone: str, now: datetime) -> str:
-    row = await session.scalar(select(t.Customer).where(t.Customer.tenant_id == tenant_id, t.Customer.phone == phone))
-    if row is None:
-        row = t.Customer(tenant_id=tenant_id, name=name, phone=phone, created_at=now)
-        session.add(row)
-        await session.flush()
-    elif name and row.name != name:
-        row.name = name
-    return row.id
+    return (await customers.upsert(session, tenant_id, phone, now, name=name)).id
 
 
 async def _release(session: AsyncSession, appointment_id: str) -> None:
