@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.context import context
 from bot.http import json_response, query, read_json, read_model, tenant, validate
 from core.availability import check_window
-from core.booking import Appointment, Status
+from core.booking import MANAGE_PURPOSES, Appointment, Status, check_manage_token, manage_token
 from core.catalog import HolidaySpec, ServiceSpec, StaffSpec, TimeOffSpec
-from core.errors import InvalidInput
+from core.errors import Forbidden, InvalidInput, SlotTaken
 from core.models import Slot
 from core.phones import normalize_phone
 from core.timezones import canonical_zone_name, day_bounds, iso_in, parse_day, parse_instant, zone
@@ -141,12 +141,19 @@ async def create_booking(request: web.Request) -> web.Response:
     )
     try:
         outcome = await bookings.create(ctx.db, tenant(request), req, ctx.clock())
+    except SlotTaken as exc:
+        ctx.metrics.bookings.labels("create", exc.code).inc()
+        tz = await _business_zone(request)
+        exc.details["alternatives"] = [slot_json(s, tz) for s in exc.details.get("alternatives", [])]
+        raise
     except Exception as exc:
         ctx.metrics.bookings.labels("create", getattr(exc, "code", "error")).inc()
         raise
     ctx.metrics.bookings.labels("create", "created" if outcome.changed else "repeat").inc()
     tz = await _business_zone(request)
-    return json_response(booking_json(outcome.appointment, tz), 201 if outcome.changed else 200)
+    data = booking_json(outcome.appointment, tz)
+    data["manage_tokens"] = {p: manage_token(ctx.link_secret, outcome.appointment.id, p) for p in MANAGE_PURPOSES}
+    return json_response(data, 201 if outcome.changed else 200)
 
 
 @routes.get("/api/bookings")
@@ -491,3 +498,46 @@ async def delete_time_off(request: web.Request) -> web.Response:
     async with context(request).db.writing() as session:
         await catalog.delete_time_off(session, tenant(request), request.match_info["slug"], request.match_info["id"])
     return web.Response(status=204)
+
+
+# --- customers' self-service (no API token: a per-booking, per-purpose token instead) ---------
+
+manage_routes = web.RouteTableDef()
+
+
+class ManageIn(_Body):
+    token: str = Field(max_length=100)
+    start: str | None = None
+
+
+async def _authorised(request: web.Request, purpose: str) -> tuple[str, ManageIn]:
+    """The tenant of the booking, once the token proves the caller may do ``purpose`` to it."""
+    body = await read_model(request, ManageIn)
+    appointment_id = request.match_info["id"]
+    if not check_manage_token(context(request).link_secret, appointment_id, purpose, body.token):
+        raise Forbidden("this link does not allow that")
+    return await bookings.tenant_of(context(request).db, appointment_id), body
+
+
+@manage_routes.post("/manage/bookings/{id}/cancel")
+async def self_cancel(request: web.Request) -> web.Response:
+    ctx = context(request)
+    tenant_id, _ = await _authorised(request, "cancel")
+    outcome = await bookings.cancel(ctx.db, tenant_id, request.match_info["id"], ctx.clock(), actor="customer")
+    async with ctx.db.reading() as session:
+        tz = zone((await catalog.business_by_id(session, tenant_id)).timezone)
+    return json_response({**booking_json(outcome.appointment, tz), "already_cancelled": not outcome.changed})
+
+
+@manage_routes.post("/manage/bookings/{id}/reschedule")
+async def self_reschedule(request: web.Request) -> web.Response:
+    ctx = context(request)
+    tenant_id, body = await _authorised(request, "reschedule")
+    if not body.start:
+        raise InvalidInput("start: required")
+    moved = await bookings.reschedule(
+        ctx.db, tenant_id, request.match_info["id"], parse_instant(body.start), ctx.clock(), actor="customer"
+    )
+    async with ctx.db.reading() as session:
+        tz = zone((await catalog.business_by_id(session, tenant_id)).timezone)
+    return json_response(booking_json(moved, tz))

@@ -15,7 +15,7 @@ from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
 from bot.settings import Settings
 from core.errors import ConfigError
-from storage import catalog, migrate
+from storage import catalog, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,11 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         db = await prepare_database(settings, clock)
-        app[CONTEXT] = AppContext(settings=settings, db=db, clock=clock, metrics=Metrics())
+        configured = settings.security.link_secret
+        link_secret = (
+            configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
+        )
+        app[CONTEXT] = AppContext(settings=settings, db=db, clock=clock, metrics=Metrics(), link_secret=link_secret)
         yield
         await db.dispose()
 
@@ -67,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(api.routes)
+    app.router.add_routes(api.manage_routes)
     return app
 
 

@@ -25,6 +25,7 @@ class AppContext:
     db: Database
     clock: Clock
     metrics: Metrics
+    link_secret: bytes  # signs customers' self-service cancel/reschedule tokens
 
 
 CONTEXT = web.AppKey("context", AppContext)

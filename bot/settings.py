@@ -67,6 +67,12 @@ class AlertsSettings(_Model):
     model_config = ConfigDict(extra="allow")
 
 
+class SecuritySettings(_Model):
+    # Key for customers' self-service cancel/reschedule tokens. From the environment
+    # (FRONTDESK_SECURITY__LINK_SECRET); when unset, one is generated and kept in the database.
+    link_secret: SecretStr | None = None
+
+
 class LoggingSettings(_Model):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -101,6 +107,7 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     businesses: list[BusinessConfig] = Field(default_factory=list)
 
     @classmethod

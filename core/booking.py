@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -118,3 +121,20 @@ class Appointment:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+
+MANAGE_PURPOSES = frozenset({"cancel", "reschedule"})
+
+
+def manage_token(secret: bytes, appointment_id: str, purpose: str) -> str:
+    """A self-service link token for one booking and one purpose (256-bit HMAC, nothing stored)."""
+    if purpose not in MANAGE_PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    digest = hmac.new(secret, f"{purpose}:{appointment_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def check_manage_token(secret: bytes, appointment_id: str, purpose: str, token: str) -> bool:
+    if purpose not in MANAGE_PURPOSES or not token or len(token) > 100:
+        return False
+    return hmac.compare_digest(manage_token(secret, appointment_id, purpose).encode(), token.encode())

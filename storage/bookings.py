@@ -487,6 +487,15 @@ async def mark(
         return (await _views(session, [row]))[0]
 
 
+async def tenant_of(db: Database, appointment_id: str) -> str:
+    """Only for requests already authenticated for this appointment id (self-service tokens)."""
+    async with db.reading() as session:
+        tenant_id = await session.scalar(select(t.Appointment.tenant_id).where(t.Appointment.id == appointment_id))
+    if tenant_id is None:
+        raise NotFound("no such booking")
+    return tenant_id
+
+
 async def get(db: Database, tenant_id: str, appointment_id: str) -> Appointment:
     async with db.reading() as session:
         return (await _views(session, [await _row(session, tenant_id, appointment_id)]))[0]

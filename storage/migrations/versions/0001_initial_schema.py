@@ -34,6 +34,12 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_businesses_slug")),
     )
     op.create_table(
+        "app_secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_app_secrets")),
+    )
+    op.create_table(
         "agents",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
@@ -436,3 +442,4 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_agents_tenant_id"), table_name="agents")
     op.drop_table("agents")
     op.drop_table("businesses")
+    op.drop_table("app_secrets")
