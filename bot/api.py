@@ -110,8 +110,8 @@ async def availability(request: web.Request) -> web.Response:
     await _check_agent(request, query(request, "agent", required=False))
     service = query(request, "service")
     assert service is not None
-    tz_name = canonical_zone_name(query(request, "tz") or "")
-    tz = zone(tz_name)
+    tz = await _business_zone(request)
+    tz_name = tz.key
     first = parse_day(query(request, "date_from") or "", field="date_from")
     last = parse_day(query(request, "date_to") or "", field="date_to")
     if last < first:

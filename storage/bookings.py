@@ -177,6 +177,10 @@ async def _create_in(
         raise SlotTaken("that time is not available")
     slot = offered[0]
 
+    order = list(slot.staff)
+    if service.assignment is Assignment.ROUND_ROBIN and len(order) > 1:
+        # Decided before this booking's own row exists, so it cannot count itself.
+        order = await _rotation_order(session, tenant_id, sched, order, now)
     if customer_id is None:
         customer_id = await _customer(session, tenant_id, req.customer_name, req.customer_phone, now)
     status = Status.SCHEDULED
@@ -205,9 +209,20 @@ async def _create_in(
         for slug in chosen:
             await _allocate(session, tenant_id, appointment, sched, slug, blocked.start, blocked.end)
     elif service.capacity > 1:
-        chosen = [await _take_seat(session, tenant_id, appointment, sched, slot, blocked.start, blocked.end)]
+        chosen = [
+            await _take_seat(
+                session,
+                tenant_id,
+                appointment,
+                sched,
+                slot,
+                blocked.start,
+                blocked.end,
+                moving_from=rescheduled_from.id if rescheduled_from else None,
+            )
+        ]
     else:
-        chosen = [await _allocate_first_free(session, tenant_id, appointment, sched, slot, now)]
+        chosen = [await _allocate_first_free(session, tenant_id, appointment, sched, slot, order)]
     appointment.staff_id = sched.staff_ids[chosen[0]]
     session.add(
         t.AppointmentEvent(
@@ -260,12 +275,9 @@ async def _allocate_first_free(
     appointment: t.Appointment,
     sched: schedules.Schedule,
     slot: Slot,
-    now: datetime,
+    order: Sequence[str],
 ) -> str:
     """Try the free staff in assignment order; a lost race on one moves on to the next."""
-    order = list(slot.staff)
-    if sched.service.assignment is Assignment.ROUND_ROBIN and len(order) > 1:
-        order = await _rotation_order(session, tenant_id, sched, order, now)
     blocked = sched.service.blocked(slot.start)
     for slug in order:
         try:
@@ -321,6 +333,8 @@ async def _take_seat(
     slot: Slot,
     blocked_start: datetime,
     blocked_end: datetime,
+    *,
+    moving_from: str | None = None,
 ) -> str:
     """Join an open session at this start, or open a new one with the first free staff member."""
     for slug in slot.staff:
@@ -342,7 +356,7 @@ async def _take_seat(
                 t.AppointmentAllocation.allocation_id == session_row.id,
                 t.Appointment.customer_id == appointment.customer_id,
                 t.Appointment.status.in_([s.value for s in ACTIVE]),
-                t.Appointment.id != appointment.id,
+                t.Appointment.id.notin_([appointment.id, moving_from or appointment.id]),
             )
         )
         if mine:
