@@ -50,7 +50,8 @@ class Segment:
 def check_window(start: datetime, end: datetime) -> None:
     if end <= start:
         raise InvalidInput("the date range is empty: date_to is before date_from")
-    if end - start > MAX_WINDOW + timedelta(days=1):
+    # half a day of slack for DST only: 62 local days may last 62 d + 2 h, 63 never less than 62 d 22 h
+    if end - start > MAX_WINDOW + timedelta(hours=12):
         raise InvalidInput(f"the date range is too long: at most {MAX_WINDOW.days} days")
 
 
@@ -84,11 +85,12 @@ def shifts_for(staff: StaffSchedule, first: date, last: date, service: ServiceRu
                     p for s, e in pieces for p in ((s, min(e, b.start)), (max(s, b.end), e)) if p[0] < p[1]
                 ]
             for s_min, e_min in pieces:
-                start, end = local_to_utc(day, s_min, tz), local_to_utc(day, e_min, tz)
+                opening = local_to_utc(day, s_min, tz)
+                start, end = opening, local_to_utc(day, e_min, tz)
                 if service.buffers_within_hours:
                     start, end = start + service.before, end - service.after
-                if start < end:
-                    out.append(Segment(start, end, start))
+                if start < end:  # the grid stays anchored at the opening, buffers or not
+                    out.append(Segment(start, end, opening))
         day += DAY
     out.sort(key=lambda seg: seg.start)
     return out
@@ -175,8 +177,9 @@ def staff_free_starts(
     if earliest >= horizon:
         return {}
     tz = zone(staff.timezone)
-    reach = service.duration + service.before + service.after + DAY
-    first = (earliest - reach).astimezone(tz).date()
+    # a range ends at most 48 h after its own day's midnight (MAX_MINUTES), so the previous local
+    # date is the earliest whose shift can still hold a slot at ``earliest`` (whatever DST does)
+    first = earliest.astimezone(tz).date() - DAY
     last = horizon.astimezone(tz).date()
     shifts = shifts_for(staff, first, last, service)
 
