@@ -83,6 +83,7 @@ def is_ambiguous(local: datetime) -> bool:
     return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
 
 
+@lru_cache(maxsize=65536)
 def local_to_utc(day: date, minutes: int, tz: ZoneInfo, *, strict: bool = False) -> datetime:
     """The UTC instant of ``minutes`` after midnight on ``day`` in ``tz`` (minutes may exceed 1440).
 
