@@ -31,6 +31,7 @@ from core.models import (
     Booked,
     BusinessRules,
     Interval,
+    Ranges,
     ServiceRules,
     Slot,
     StaffSchedule,
@@ -74,6 +75,8 @@ def shifts_for(staff: StaffSchedule, first: date, last: date, service: ServiceRu
     out: list[Segment] = []
     day = first
     while day <= last:
+        ranges: Ranges
+        breaks: Ranges
         if day in staff.overrides:
             ranges, breaks = staff.overrides[day], ()
         else:
@@ -81,9 +84,7 @@ def shifts_for(staff: StaffSchedule, first: date, last: date, service: ServiceRu
         for r in ranges:
             pieces = [(r.start, r.end)]
             for b in breaks:  # a break splits the range; each piece starts its own grid
-                pieces = [
-                    p for s, e in pieces for p in ((s, min(e, b.start)), (max(s, b.end), e)) if p[0] < p[1]
-                ]
+                pieces = [p for s, e in pieces for p in ((s, min(e, b.start)), (max(s, b.end), e)) if p[0] < p[1]]
             for s_min, e_min in pieces:
                 opening = local_to_utc(day, s_min, tz)
                 start, end = opening, local_to_utc(day, e_min, tz)
@@ -141,12 +142,8 @@ def _full_periods(
         per_day[day] = per_day.get(day, 0) + 1
         week = week_of(day, business.week_start)
         per_week[week] = per_week.get(week, 0) + 1
-    full_days = {
-        d for d, c in per_day.items() if service.max_per_day is not None and c >= service.max_per_day
-    }
-    full_weeks = {
-        w for w, c in per_week.items() if service.max_per_week is not None and c >= service.max_per_week
-    }
+    full_days = {d for d, c in per_day.items() if service.max_per_day is not None and c >= service.max_per_day}
+    full_weeks = {w for w, c in per_week.items() if service.max_per_week is not None and c >= service.max_per_week}
     return full_days, full_weeks
 
 
