@@ -3,7 +3,9 @@ and the real aiohttp app on a real test server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,8 +18,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app, prepare_database
 from bot.settings import Settings
-from storage import catalog, tokens
-from storage.engine import Database
+from storage import catalog, migrate, tokens
+from storage.engine import Database, create_database
 
 PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
 
@@ -95,9 +97,31 @@ def clock() -> FrozenClock:
     return FrozenClock(T0)
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated, empty SQLite file per run: copying it is much faster than migrating."""
+    path = tmp_path_factory.mktemp("template") / "frontdesk.db"
+
+    async def build() -> None:
+        database = create_database(f"sqlite+aiosqlite:///{path}")
+        try:
+            await migrate.upgrade(database.engine)
+        finally:
+            await database.dispose()
+
+    asyncio.run(build())
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'frontdesk.db'}"
+def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
+    """A real SQLite file of this test's own: a copy of the migrated template (the app still upgrades it)."""
+    target = tmp_path / "frontdesk.db"
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{migrated_template}{suffix}")
+        if source.exists():
+            shutil.copyfile(source, Path(f"{target}{suffix}"))
+    return f"sqlite+aiosqlite:///{target}"
 
 
 def _pg_admin_url() -> str | None:
@@ -112,8 +136,6 @@ def postgres_url() -> Iterator[str]:
         pytest.fail(f"FRONTDESK_REQUIRE_POSTGRES is set but {PG_ENV} is not")
     if not base:
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)")
-    import asyncio
-
     import asyncpg
 
     name = f"fd_test_{uuid.uuid4().hex[:12]}"

@@ -7,52 +7,20 @@ the storage layer where the API cannot show it).
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.context import CONTEXT
-from storage import migrate
 from storage import tables as t
-from storage.engine import Database, create_database
+from storage.engine import Database
 from tests.conftest import Api, FrozenClock, booking_body, demo_business, make_settings, new_token, other_business
 
 DAY = "2026-03-03"  # a Tuesday: everyone works 09:00-17:00 UTC
 PHONES = ["+14155550101", "+14155550102", "+14155550103", "+14155550104", "+14155550105"]
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated, empty SQLite file per module: copying it is much faster than migrating."""
-    path = tmp_path_factory.mktemp("template") / "frontdesk.db"
-
-    async def build() -> None:
-        database = create_database(f"sqlite+aiosqlite:///{path}")
-        try:
-            await migrate.upgrade(database.engine)
-        finally:
-            await database.dispose()
-
-    asyncio.run(build())
-    return path
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
-    """Overrides conftest's: a fresh copy of the migrated template (the app still upgrades it)."""
-    target = tmp_path / "frontdesk.db"
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{migrated_template}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, Path(f"{target}{suffix}"))
-    return f"sqlite+aiosqlite:///{target}"
 
 
 def at(hhmm: str, day: str = DAY) -> str:

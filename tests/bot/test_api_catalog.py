@@ -4,47 +4,13 @@ business."""
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bot.context import CONTEXT
-from storage import migrate
-from storage.engine import create_database
 from tests.conftest import Api, FrozenClock, booking_body, new_token
 
 DAY = "2026-03-03"  # a Tuesday: ann and bob work 09:00-17:00 UTC
 ALL_DAY = [f"{DAY}T{h:02d}:{m:02d}:00+00:00" for h in range(9, 17) for m in (0, 30)]
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated, empty SQLite file per module: copying it is much faster than migrating."""
-    path = tmp_path_factory.mktemp("template") / "frontdesk.db"
-
-    async def build() -> None:
-        database = create_database(f"sqlite+aiosqlite:///{path}")
-        try:
-            await migrate.upgrade(database.engine)
-        finally:
-            await database.dispose()
-
-    asyncio.run(build())
-    return path
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
-    """Overrides conftest's: a fresh copy of the migrated template (the app still upgrades it)."""
-    target = tmp_path / "frontdesk.db"
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{migrated_template}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, Path(f"{target}{suffix}"))
-    return f"sqlite+aiosqlite:///{target}"
 
 
 def at(hhmm: str, day: str = DAY) -> str:

@@ -6,13 +6,10 @@ seated session, no partial rows, a rolled-back reschedule) and at round-robin as
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +19,10 @@ from bot.app import prepare_database
 from core.booking import Status
 from core.errors import Conflict, InvalidTransition, PolicyViolation, SlotTaken
 from core.timezones import day_bounds, zone
-from storage import bookings, migrate, schedule
+from storage import bookings, schedule
 from storage import tables as t
 from storage.bookings import NewBooking
-from storage.engine import Database, create_database
+from storage.engine import Database
 from tests.conftest import FrozenClock, demo_business, make_settings, tenant_of
 
 TUE = datetime(2026, 3, 3, tzinfo=UTC)
@@ -41,33 +38,6 @@ def phone(i: int) -> str:
 
 def req(start: datetime, service: str = "checkup", i: int = 1, **extra: Any) -> NewBooking:
     return NewBooking(service=service, start=start, customer_name=f"Customer {i}", customer_phone=phone(i), **extra)
-
-
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated, empty SQLite file per module: copying it is much faster than migrating."""
-    path = tmp_path_factory.mktemp("template") / "frontdesk.db"
-
-    async def build() -> None:
-        database = create_database(f"sqlite+aiosqlite:///{path}")
-        try:
-            await migrate.upgrade(database.engine)
-        finally:
-            await database.dispose()
-
-    asyncio.run(build())
-    return path
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path, migrated_template: Path) -> str:
-    """Overrides conftest's: a fresh copy of the migrated template (prepare_database still upgrades)."""
-    target = tmp_path / "frontdesk.db"
-    for suffix in ("", "-wal", "-shm"):
-        source = Path(f"{migrated_template}{suffix}")
-        if source.exists():
-            shutil.copyfile(source, Path(f"{target}{suffix}"))
-    return f"sqlite+aiosqlite:///{target}"
 
 
 @asynccontextmanager
