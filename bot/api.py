@@ -90,12 +90,12 @@ def booking_json(a: Appointment, tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-async def _business_zone(request: web.Request) -> ZoneInfo:
+async def _business_zone(request: web.Request, tenant_id: str | None = None) -> ZoneInfo:
     """``tz`` from the query when given (422 if unknown), else the business's zone."""
     if request.query.get("tz"):
         return zone(request.query["tz"])
     async with context(request).db.reading() as session:
-        return zone((await catalog.business_by_id(session, tenant(request))).timezone)
+        return zone((await catalog.business_by_id(session, tenant_id or tenant(request))).timezone)
 
 
 async def _check_agent(request: web.Request, agent: str | None) -> None:
@@ -524,8 +524,7 @@ async def self_cancel(request: web.Request) -> web.Response:
     ctx = context(request)
     tenant_id, _ = await _authorised(request, "cancel")
     outcome = await bookings.cancel(ctx.db, tenant_id, request.match_info["id"], ctx.clock(), actor="customer")
-    async with ctx.db.reading() as session:
-        tz = zone((await catalog.business_by_id(session, tenant_id)).timezone)
+    tz = await _business_zone(request, tenant_id)
     return json_response({**booking_json(outcome.appointment, tz), "already_cancelled": not outcome.changed})
 
 
@@ -538,6 +537,4 @@ async def self_reschedule(request: web.Request) -> web.Response:
     moved = await bookings.reschedule(
         ctx.db, tenant_id, request.match_info["id"], parse_instant(body.start), ctx.clock(), actor="customer"
     )
-    async with ctx.db.reading() as session:
-        tz = zone((await catalog.business_by_id(session, tenant_id)).timezone)
-    return json_response(booking_json(moved, tz))
+    return json_response(booking_json(moved, await _business_zone(request, tenant_id)))
