@@ -279,3 +279,68 @@ class AppSecret(Base):
     __tablename__ = "app_secrets"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+class Conversation(Base):
+    """One customer talking to one agent on one channel; ``sender`` is the channel's identity for them
+    (E.164 for WhatsApp and SMS, the page-scoped id on Messenger, the chat id on Telegram, the visitor
+    id on the web chat). ``state`` belongs to the dialogue engine; ``next_seq`` numbers messages so a
+    client can replay from a watermark."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("agent_id", "channel", "sender"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[str | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | escalated
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)
+    bucket_tokens: Mapped[float] = mapped_column(Float, default=0)  # per-sender rate limit (token bucket)
+    bucket_at: Mapped[datetime | None]
+    throttle_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    escalated_at: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    last_inbound_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime]
+
+
+class Message(Base):
+    """Every message in and out, numbered per conversation (``seq``) in the order they happened."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        Index("ix_messages_tenant_created", "tenant_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    author: Mapped[str] = mapped_column(String(16))  # customer | bot | human | system
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # options, link, choice, intent
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    response_ms: Mapped[int | None] = mapped_column(Integer)  # outbound: since the customer's message
+    created_at: Mapped[datetime]
+
+
+class LlmUsage(Base):
+    """Tokens spent per business per UTC day: the per-business LLM budget is checked against this."""
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (UniqueConstraint("tenant_id", "day"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
