@@ -47,14 +47,29 @@ class DatabaseSettings(_Model):
     pool_size: int = 10
 
 
+class RateLimitSettings(_Model):
+    """Per-sender token bucket: ``burst`` messages at once, refilled at ``per_minute``."""
+
+    burst: int = Field(default=10, ge=1)
+    per_minute: float = Field(default=20.0, gt=0)
+
+
 class DialogueSettings(_Model):
     engine: Literal["auto", "rules", "claude"] = "auto"
+    turn_timeout_seconds: float = Field(default=30.0, gt=0)  # outer bound on one turn, whatever the engine
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    max_text_chars: int = Field(default=2000, ge=1)  # longer customer messages are cut before reading
 
 
 class AnthropicSettings(_Model):
     model: str = "claude-sonnet-5-5"
     base_url: str | None = None
     api_key: SecretStr | None = None
+    max_tokens: int = Field(default=1024, ge=1)
+    request_timeout_seconds: float = Field(default=20.0, gt=0)
+    max_retries: int = Field(default=1, ge=0)  # the SDK's retry layer; the only one
+    max_tool_calls_per_turn: int = Field(default=6, ge=1)
+    daily_token_budget: int = Field(default=2_000_000, ge=0)  # per business; over it the rules engine answers
 
 
 class PaymentsSettings(_Model):

@@ -18,3 +18,14 @@ def normalize_phone(raw: str, default_region: str | None = None) -> str:
     if not phonenumbers.is_possible_number(number):
         raise InvalidInput("phone: not a possible phone number", code="invalid_phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(phone: str) -> str | None:
+    """The country a number belongs to (``"+918041234567"`` → ``"IN"``): the default region for
+    numbers customers type without a country code."""
+    if not phone:
+        return None
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None

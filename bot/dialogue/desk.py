@@ -1,0 +1,452 @@
+"""The desk: everything a dialogue engine may do, acting for one conversation's verified sender.
+
+Both engines (rules and Claude) work only through this object. Its methods take no customer or
+tenant ids: who is served is fixed when the desk is built from the conversation row. Prices,
+durations and free slots always come from the catalogue and the slot engine; a booking must be
+one of the offers this desk made in this conversation; bookings outside the sender's own are
+"not found" whatever reference is given.
+
+Which bookings are "the sender's own": on channels where the sender *is* the phone number
+(WhatsApp, SMS) every booking of that number; elsewhere (web chat, Telegram, Messenger) a typed
+phone number is not proof of identity, so only bookings made in this conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from core.booking import ACTIVE, Appointment, Status
+from core.errors import InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.models import Slot
+from core.phones import normalize_phone, region_of
+from core.timezones import day_bounds
+from storage import bookings
+from storage import schedule as schedules
+from storage import tables as t
+from storage.catalog import BusinessInfo
+from storage.engine import Database
+
+PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
+MAX_OFFERS = 6
+SEARCH_DAYS = 14  # how far ahead "the next free slots" looks when no day is given
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who the desk serves. Built by the dialogue manager from the conversation row only."""
+
+    tenant_id: str
+    agent_id: str
+    conversation_id: str
+    channel: str
+    sender: str
+    customer_id: str | None
+    locale: str
+    timezone: str | None  # the customer's zone when known (web chat sends the browser's)
+
+    @property
+    def phone_verified(self) -> bool:
+        return self.channel in PHONE_CHANNELS
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    slug: str
+    name: str
+    description: str
+    duration_minutes: int
+    price: int
+    currency: str
+    staff: tuple[str, ...]
+    cancel_notice_hours: float = 0
+    reschedule_notice_hours: float = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StaffView:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A free slot this desk offered; ``id`` ("o3") is what an engine hands back to book it."""
+
+    id: str
+    service: str
+    start: datetime
+    end: datetime
+    staff: str | None  # None: anyone free (the booking service picks)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "staff": self.staff,
+        }
+
+    @classmethod
+    def from_state(cls, offer_id: str, raw: dict[str, Any]) -> Offer:
+        return cls(
+            offer_id,
+            raw["service"],
+            datetime.fromisoformat(raw["start"]),
+            datetime.fromisoformat(raw["end"]),
+            raw.get("staff"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BookingView:
+    ref: str  # short reference shown to customers: the first 6 characters of the id
+    id: str
+    service: str
+    service_name: str
+    staff: tuple[str, ...]
+    staff_names: tuple[str, ...]
+    start: datetime
+    end: datetime
+    status: Status
+    price: int
+    currency: str
+
+
+@dataclass
+class Outcomes:
+    """What happened during one turn, for the manager (rating question, insights, payments)."""
+
+    completed: list[str] = field(default_factory=list)  # "booked", "cancelled", "rescheduled"
+    bookings: list[BookingView] = field(default_factory=list)
+    escalated: str | None = None
+
+
+def ref_of(appointment_id: str) -> str:
+    return appointment_id.replace("-", "")[:6].upper()
+
+
+class Desk:
+    def __init__(
+        self,
+        db: Database,
+        party: Party,
+        business: BusinessInfo,
+        state: dict[str, Any],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.db = db
+        self.party = party
+        self.business = business
+        self.state = state  # the conversation's persisted state; offers and "mine" live here
+        self.clock = clock
+        self.outcomes = Outcomes()
+        self._services: list[ServiceView] | None = None
+        self._staff: dict[str, StaffView] | None = None
+
+    # ----- reading the catalogue -------------------------------------------------------------
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.business.timezone)
+
+    @property
+    def region(self) -> str | None:
+        return region_of(str(self.business.info.get("phone") or ""))
+
+    @property
+    def customer_zone(self) -> str | None:
+        return self.party.timezone
+
+    async def services(self) -> list[ServiceView]:
+        if self._services is None:
+            async with self.db.reading() as session:
+                rows = await session.scalars(
+                    select(t.Service)
+                    .where(t.Service.tenant_id == self.party.tenant_id, t.Service.active)
+                    .order_by(t.Service.name)
+                )
+                self._services = [
+                    ServiceView(
+                        r.slug,
+                        r.name,
+                        r.description,
+                        r.duration_minutes,
+                        r.price,
+                        self.business.currency,
+                        tuple(r.staff_slugs),
+                        r.cancel_notice_hours,
+                        r.reschedule_notice_hours,
+                    )
+                    for r in rows
+                ]
+        return self._services
+
+    async def service(self, slug: str) -> ServiceView:
+        for svc in await self.services():
+            if svc.slug == slug:
+                return svc
+        raise NotFound(f"no service {slug!r}")
+
+    async def staff(self) -> dict[str, StaffView]:
+        if self._staff is None:
+            async with self.db.reading() as session:
+                rows = await session.scalars(
+                    select(t.Staff).where(t.Staff.tenant_id == self.party.tenant_id, t.Staff.active)
+                )
+                self._staff = {r.slug: StaffView(r.slug, r.name) for r in rows if r.kind == "person"}
+        return self._staff
+
+    async def staff_for(self, service: str) -> list[StaffView]:
+        everyone = await self.staff()
+        return [everyone[s] for s in (await self.service(service)).staff if s in everyone]
+
+    def info(self) -> dict[str, Any]:
+        """Opening hours, address, phone and FAQ as configured for the business."""
+        return {"name": self.business.name, "hours": self.business.hours, **self.business.info}
+
+    # ----- offering slots --------------------------------------------------------------------
+    async def find_slots(
+        self,
+        service: str,
+        *,
+        day: date | None = None,
+        until: date | None = None,
+        after: time | None = None,
+        before: time | None = None,
+        staff: str | None = None,
+        near: datetime | None = None,
+        limit: int = MAX_OFFERS,
+    ) -> list[Offer]:
+        """Free slots for ``service``: on ``day`` (to ``until``), else from today for two weeks;
+        ``near`` orders them by distance from a wished time. Each call replaces the desk's offers."""
+        now = self.clock()
+        svc = await self.service(service)
+        if staff is not None and staff not in svc.staff:
+            raise InvalidInput(f"{staff} does not do {svc.name}")
+        today = now.astimezone(self.zone).date()
+        first = max(day or today, today)
+        last = until or (first if day else first + timedelta(days=SEARCH_DAYS))
+        if last < first:
+            raise InvalidInput("that range ends before it starts")
+        last = min(last, first + timedelta(days=62))
+        start, end = day_bounds(first, last, self.zone)
+        async with self.db.reading() as session:
+            sched = await schedules.load(session, self.party.tenant_id, service, start, end)
+        slots = sched.slots(start, end, now, staff)
+        slots = [s for s in slots if _within(s, self.zone, after, before)]
+        if near is not None:
+            slots.sort(key=lambda s: (abs((s.start - near).total_seconds()), s.start))
+            slots = sorted(slots[:limit], key=lambda s: s.start)
+        return self._offer(service, slots[:limit], staff)
+
+    async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
+        slots = await bookings.alternatives_near(
+            self.db, self.party.tenant_id, service, wished, self.clock(), staff=staff, count=3
+        )
+        return self._offer(service, slots, staff)
+
+    def _offer(self, service: str, slots: Sequence[Slot], staff: str | None) -> list[Offer]:
+        counter = int(self.state.get("offer_counter", 0))
+        offers = []
+        for slot in slots:
+            counter += 1
+            offers.append(Offer(f"o{counter}", service, slot.start, slot.end, staff))
+        self.state["offer_counter"] = counter
+        self.state["offers"] = {o.id: o.to_state() for o in offers}
+        return offers
+
+    def offer(self, offer_id: str) -> Offer:
+        raw = self.state.get("offers", {}).get(offer_id)
+        if raw is None:
+            raise NotFound("that time was not offered in this conversation; look up free slots first")
+        return Offer.from_state(offer_id, raw)
+
+    def offers(self) -> list[Offer]:
+        return [Offer.from_state(k, v) for k, v in self.state.get("offers", {}).items()]
+
+    # ----- who the customer is ---------------------------------------------------------------
+    def details(self) -> dict[str, str]:
+        """Name and phone known so far (from this conversation or the channel)."""
+        known = dict(self.state.get("customer", {}))
+        if self.party.phone_verified and "phone" not in known:
+            known["phone"] = self.party.sender
+        return known
+
+    def remember(self, *, name: str | None = None, phone: str | None = None) -> None:
+        known = dict(self.state.get("customer", {}))
+        if name is not None:
+            cleaned = " ".join(name.split())
+            if not cleaned or len(cleaned) > 120:
+                raise InvalidInput("a name of 1 to 120 characters, please")
+            known["name"] = cleaned
+        if phone is not None:
+            if self.party.phone_verified:
+                raise InvalidInput("on this channel your number is the one you are writing from")
+            known["phone"] = normalize_phone(phone, default_region=self.region)
+        self.state["customer"] = known
+
+    def missing_details(self) -> list[str]:
+        known = self.details()
+        return [k for k in ("name", "phone") if not known.get(k)]
+
+    # ----- changing bookings -----------------------------------------------------------------
+    async def book(self, offer_id: str, *, key: str) -> BookingView:
+        """Book one of this conversation's offers. ``key`` makes a retried turn idempotent."""
+        offer = self.offer(offer_id)
+        missing = self.missing_details()
+        if missing:
+            raise InvalidInput(f"still need the customer's {' and '.join(missing)}")
+        known = self.details()
+        req = bookings.NewBooking(
+            service=offer.service,
+            start=offer.start,
+            customer_name=known["name"],
+            customer_phone=known["phone"],
+            staff=offer.staff,
+            idempotency_key=f"conv:{self.party.conversation_id}:{key}",
+            actor=f"chat:{self.party.channel}",
+        )
+        outcome = await bookings.create(self.db, self.party.tenant_id, req, self.clock())
+        view = await self._view(outcome.appointment)
+        self._claim(outcome.appointment)
+        self.state.pop("offers", None)
+        self.outcomes.completed.append("booked")
+        self.outcomes.bookings.append(view)
+        return view
+
+    async def my_bookings(self, *, upcoming: bool = True) -> list[BookingView]:
+        customer_id = self.state.get("customer_id") or self.party.customer_id
+        if not customer_id:
+            return []
+        mine = set(self.state.get("mine", []))
+        now = self.clock()
+        async with self.db.reading() as session:
+            query = select(t.Appointment.id).where(
+                t.Appointment.tenant_id == self.party.tenant_id, t.Appointment.customer_id == customer_id
+            )
+            if upcoming:
+                query = query.where(t.Appointment.ends_at > now, t.Appointment.status.in_([s.value for s in ACTIVE]))
+            ids = list(await session.scalars(query.order_by(t.Appointment.starts_at).limit(50)))
+        if not self.party.phone_verified:
+            ids = [i for i in ids if i in mine]
+        return [await self._view(await bookings.get(self.db, self.party.tenant_id, i)) for i in ids]
+
+    async def find_mine(self, ref: str) -> BookingView:
+        """One of the sender's own upcoming bookings by its short reference; anything else is not found."""
+        wanted = ref.strip().upper().replace("-", "")
+        for view in await self.my_bookings():
+            if wanted and view.ref == wanted[:6]:
+                return view
+        raise NotFound("no booking with that reference among yours")
+
+    async def cancel(self, ref: str) -> BookingView:
+        target = await self.find_mine(ref)
+        outcome = await bookings.cancel(
+            self.db,
+            self.party.tenant_id,
+            target.id,
+            self.clock(),
+            actor=f"chat:{self.party.channel}",
+            reason="customer asked in chat",
+        )
+        view = await self._view(outcome.appointment)
+        if outcome.changed:
+            self.outcomes.completed.append("cancelled")
+            self.outcomes.bookings.append(view)
+        return view
+
+    async def reschedule(self, ref: str, offer_id: str) -> BookingView:
+        target = await self.find_mine(ref)
+        offer = self.offer(offer_id)
+        if offer.service != target.service:
+            raise InvalidInput("that time was offered for a different service")
+        moved = await bookings.reschedule(
+            self.db,
+            self.party.tenant_id,
+            target.id,
+            offer.start,
+            self.clock(),
+            staff=offer.staff,
+            actor=f"chat:{self.party.channel}",
+        )
+        view = await self._view(moved)
+        self._claim(moved)
+        self.state.pop("offers", None)
+        self.outcomes.completed.append("rescheduled")
+        self.outcomes.bookings.append(view)
+        return view
+
+    async def reschedule_slots(
+        self, ref: str, *, day: date | None = None, after: time | None = None, near: datetime | None = None
+    ) -> list[Offer]:
+        """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
+        target = await self.find_mine(ref)
+        now = self.clock()
+        today = now.astimezone(self.zone).date()
+        first = max(day or today, today)
+        last = first if day else first + timedelta(days=SEARCH_DAYS)
+        start, end = day_bounds(first, last, self.zone)
+        async with self.db.reading() as session:
+            sched = await schedules.load(
+                session, self.party.tenant_id, target.service, start, end, exclude_appointment=target.id
+            )
+        slots = [
+            s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, None)
+        ]
+        if near is not None:
+            slots.sort(key=lambda s: abs((s.start - near).total_seconds()))
+            slots = sorted(slots[:MAX_OFFERS], key=lambda s: s.start)
+        return self._offer(target.service, slots[:MAX_OFFERS], None)
+
+    def handoff(self, reason: str) -> None:
+        self.outcomes.escalated = reason[:500] or "customer asked for a person"
+
+    # ----- helpers ---------------------------------------------------------------------------
+    def _claim(self, appointment: Appointment) -> None:
+        mine = list(self.state.get("mine", []))
+        if appointment.id not in mine:
+            mine.append(appointment.id)
+        self.state["mine"] = mine[-50:]
+        self.state["customer_id"] = appointment.customer.id
+
+    async def _view(self, appt: Appointment) -> BookingView:
+        svc = await self.service(appt.service)
+        everyone = await self.staff()
+        names = tuple(everyone[s].name for s in appt.staff if s in everyone)
+        return BookingView(
+            ref_of(appt.id),
+            appt.id,
+            appt.service,
+            svc.name,
+            appt.staff,
+            names,
+            appt.start,
+            appt.end,
+            appt.status,
+            appt.price,
+            appt.currency,
+        )
+
+
+def _within(slot: Slot, tz: ZoneInfo, after: time | None, before: time | None) -> bool:
+    local = slot.start.astimezone(tz).time()
+    return (after is None or local >= after) and (before is None or local < before)
+
+
+__all__ = [
+    "BookingView",
+    "Desk",
+    "Offer",
+    "Outcomes",
+    "Party",
+    "PolicyViolation",
+    "ServiceView",
+    "SlotTaken",
+    "StaffView",
+    "ref_of",
+]
