@@ -66,6 +66,42 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
+    """The rules engine's reading of TEXT, or of each stdin line, as one JSON object per message."""
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.dialogue.reading import Reader, reader_for
+    from core.errors import InvalidInput
+    from core.timezones import canonical_zone_name
+
+    business = settings.businesses[0] if settings.businesses else None
+    zone = canonical_zone_name(args.tz) if args.tz else business.timezone if business else "UTC"
+    reader = reader_for(business, timezone=zone) if business else Reader([], [], timezone=zone)
+    now = system_clock().astimezone(ZoneInfo(zone))
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise InvalidInput(f"--now: not an ISO 8601 date-time: {args.now!r}") from None
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=ZoneInfo(zone))  # wall-clock time in the zone
+
+    def show(text: str) -> str:
+        return json.dumps(reader.read(text, now).to_json(), ensure_ascii=False)
+
+    if args.text is not None:
+        print(show(args.text))
+        return 0
+    interactive = sys.stdin.isatty()
+    for line in sys.stdin:
+        sys.stdout.write(show(line.rstrip("\r\n")) + "\n")
+        if interactive:
+            sys.stdout.flush()
+    return 0
+
+
 def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import prepare_database
 
@@ -93,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("serve", "run the HTTP server (webhooks, web chat, API, dashboard)").set_defaults(run=cmd_serve)
     add("migrate", "bring the database schema up to date").set_defaults(run=cmd_migrate)
+    parse = add("parse", "print the rules engine's reading of TEXT (or of each stdin line) as JSON")
+    parse.add_argument("text", nargs="?", help="the message (default: one message per stdin line)")
+    parse.add_argument("--now", help="ISO date-time to read relative dates from (default: now; no offset: in --tz)")
+    parse.add_argument("--tz", help="time zone to read in (default: the first business's)")
+    parse.set_defaults(run=cmd_parse)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="print a new API token for a business (only its hash is stored)")
     create.add_argument("--config")
