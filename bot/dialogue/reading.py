@@ -170,7 +170,7 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
         ("rate", r"^", "rating"),
         (
             "find_provider",
-            r"\b(?:find(?!\s+out)\w*|search\w*|look(?:ing)?\s+(?:for|around)|locate|recommend\w*|suggest\w*"
+            r"\b(?:find(?!\s+out)\w*|search\w*|look(?:ing)?\s+(?:for|around)|looking\s+to\s+(?:go|find|get|see|visit)|locate|recommend\w*|suggest\w*"
             r"|(?:other|more|another)\s+(?:options?|choices?|one)|some\s?(?:one|body|thing)\s+else"
             r"|(?<!need\s)(?<!want\s)any\s?(?:one|body|thing|where)\s+else|any\s?(?:one|body)\s+(?:available|free)"
             r"|who\s+(?:is|are|else)|which\s+(?:doctors?|dentists?|stylists?|therapists?|salons?|one|times?|slots?|days?)"
@@ -188,8 +188,7 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
             r"\b(?:book\w*|appointments?|appt|reserv\w*|schedule|sign\s+me\s+up|make\s+an?\s+(?:appointment|booking)"
             r"|come\s+in|drop\s+in|(?:need|want|have|like|wish|got)\s+to\s+(?:go\s+(?:to|see)|see|visit|consult)"
             r"|(?:see|visit)\s+(?:the|dr|doctor)|get\s+(?:a|my)\s+(?:haircut|hair\s?cut|trim|cut|checkup|check\s?up"
-            r"|cleaning)|(?:i'?d\s+like|i\s+would\s+like|i\s+want|i\s+will|i'?ll|let'?s|i\s+think\s+i'?ll)\s+(?:to\s+)?"
-            r"(?:visit|go\s+(?:there|with)|choose|pick|proceed|try\s+(?:them|there|it))|proceed\s+with)\b",
+            r"|cleaning)|proceed\s+with)\b",
         ),
         ("book", _WANT, "service staff date time date_range part_of_day"),
         (
@@ -235,6 +234,11 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
             r"|works\s+for\s+me|absolutely|definitely|certainly|of\s+course|please\s+do|exactly|indeed|👍"
             r"|that'?s?\s+(?:right|correct|fine|good|great|perfect)|that\s+is\s+(?:right|correct|fine|good|perfect)"
             r"|this\s+(?:one|works)|that\s+one|i\s+agree|agreed|deal|cool|awesome|excellent|wonderful|lovely|nice)\b",
+        ),
+        (
+            "affirm",  # choosing what was offered: "I'll go with that one", "let's try them"
+            r"\b(?:i'?ll|i\s+will|let'?s|i'?d\s+like\s+to|i\s+would\s+(?:like|love)\s+to|i\s+want\s+to|i\s+think\s+i'?ll)"
+            r"\s+(?:go\s+with|choose|pick|take|go\s+there|try\s+(?:them|there|it|that|this))\b|\bthe\s+one\s+i\s+(?:will|'?ll)\s+choose",
         ),
         ("thanks", r"\b(?:thanks?|thank\s+(?:you|u)|thx|thnx|ty|cheers|appreciate\w*|grateful)\b"),
         (
@@ -337,6 +341,7 @@ class _Names:
         self.by_size: dict[int, list[str]] = {}
         for text, found in keys.items():
             self.by_size.setdefault(found[0].size, []).append(text)
+        self.sizes = sorted(self.by_size, reverse=True)  # longest names first
         self.words = {w for text in keys for w in text.split()}
 
     def _distinct(self, word: str) -> bool:
@@ -350,20 +355,25 @@ class _Names:
 
     def match(self, words: Sequence[str]) -> list[tuple[str, float, int]]:
         """(slug, score, size) of every name the message's words may mean; score 100 is exact."""
+        distinct = [self._distinct(w) for w in words]
+        known = [w in self.words for w in words]  # only windows of known words can be exact
+        if not self.keys or not (any(distinct) or any(known)):
+            return []
         hits: dict[str, tuple[float, int]] = {}
-        places = self._places(words)
-        for size in sorted(self.by_size, reverse=True):
-            choices = self.by_size.get(size)
-            if not choices:
-                continue
+        places = self._places(words, distinct)
+        for size in self.sizes:
+            choices = self.by_size[size]
             for i in range(len(words) - size + 1):
-                gram = words[i : i + size]
-                text = " ".join(gram)
-                place = not places.isdisjoint(range(i, i + size))
-                if text in self.keys:
+                end = i + size
+                exact, fuzzy = all(known[i:end]), any(distinct[i:end])
+                if not (exact or fuzzy):
+                    continue
+                text = " ".join(words[i:end])
+                place = not places.isdisjoint(range(i, end))
+                if exact and text in self.keys:
                     self._hit(hits, [k for k in self.keys[text] if k.whole or not place], 100.0, size)
                     continue
-                if place or not any(self._distinct(w) for w in gram):
+                if place or not fuzzy:
                     continue
                 cutoff = _cutoff(len(text))
                 if cutoff <= 100:
@@ -377,13 +387,14 @@ class _Names:
                             self._hit(hits, self.keys[choice], 90.0 - (len(choice) - len(text)) / 10, size)
         return sorted(((slug, s, n) for slug, (s, n) in hits.items()), key=lambda h: (-h[1], -h[2], h[0]))
 
-    def _places(self, words: Sequence[str]) -> set[int]:
+    @staticmethod
+    def _places(words: Sequence[str], distinct: Sequence[bool]) -> set[int]:
         """Positions of a place name: "a salon in Santa Rosa" names a city, not "Access Dental - Santa Rosa"."""
         places: set[int] = set()
         for i, word in enumerate(words):
             if word in _PLACE_BEFORE:
                 j = i + 1
-                while j < len(words) and j <= i + 3 and self._distinct(words[j]):
+                while j < len(words) and j <= i + 3 and distinct[j]:
                     places.add(j)
                     j += 1
         return places
