@@ -169,13 +169,19 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
         ("rate", r"\b(?:rate|rating|review|feedback)\b", "rating"),
         ("rate", r"^", "rating"),
         (
+            "hours",
+            r"\b(?:opening\s+hours|business\s+hours|(?:your|the)\s+hours|open\s+hours|when\s+(?:are|do)\s+you\s+(?:open|close)"
+            r"|what\s+time\s+do\s+you\s+(?:open|close)|are\s+you\s+open|open\s+on|open\s+(?:today|tomorrow|now)"
+            r"|clos(?:e|es|ing)\s+time|timings?|opening\s+times?|what\s+times?\s+(?:are|do)\s+you\s+(?:open|close))\b",
+        ),
+        (
             "find_provider",
             r"\b(?:find(?!\s+out)\w*|search\w*|look(?:ing)?\s+(?:for|around)|looking\s+to\s+(?:go|find|get|see|visit)|locate|recommend\w*|suggest\w*"
             r"|(?:other|more|another)\s+(?:options?|choices?|one)|some\s?(?:one|body|thing)\s+else"
             r"|(?<!need\s)(?<!want\s)any\s?(?:one|body|thing|where)\s+else|any\s?(?:one|body)\s+(?:available|free)"
             r"|who\s+(?:is|are|else)|which\s+(?:doctors?|dentists?|stylists?|therapists?|salons?|one|times?|slots?|days?)"
             r"|what(?:'s|\s+is|\s+are)?\s+(?:available|free|open)|what\s+(?:times?|slots?|days?|dates?|openings?)"
-            r"|availability|available\s+(?:times?|slots?|dates?)|openings?|free\s+slots?"
+            r"|availability|available\s+(?:times?|slots?|dates?)|openings?(?!\s+(?:hours|times?))|free\s+slots?"
             r"|(?:is|are)\s+there\s+(?:an)?(?:any(?:thing|one|body|where)?|other|more)"
             r"|do\s+you\s+(?:have|know)\s+(?:of\s+)?any(?:thing|one)?|any\s+(?:slots?|openings?|times?|availability)"
             r"|(?:slots?|openings?|times?|any\s?thing|some\s?thing|any\s+\w+)\s+(?:available|free|open)"
@@ -191,12 +197,6 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
             r"|cleaning)|proceed\s+with)\b",
         ),
         ("book", _WANT, "service staff date time date_range part_of_day"),
-        (
-            "hours",
-            r"\b(?:opening\s+hours|business\s+hours|(?:your|the)\s+hours|open\s+hours|when\s+(?:are|do)\s+you\s+(?:open|close)"
-            r"|what\s+time\s+do\s+you\s+(?:open|close)|are\s+you\s+open|open\s+on|open\s+(?:today|tomorrow|now)"
-            r"|clos(?:e|es|ing)\s+time|timings?)\b",
-        ),
         (
             "address",
             r"\b(?:address|where\s+(?:are\s+you|is\s+(?:it|the\s+\w+|your\s+\w+|that)|are\s+they|r\s+u)|location"

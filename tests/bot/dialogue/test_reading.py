@@ -57,6 +57,8 @@ INTENT_CASES = [
     ("what services do you offer", "services"),
     ("how much is a consultation?", "prices"),
     ("when are you open on saturday", "hours"),
+    ("what are your opening hours?", "hours"),
+    ("any openings tomorrow?", "find_provider"),
     ("where are you located", "address"),
     ("is there parking?", "faq"),
     ("do you take insurance", "faq"),
