@@ -66,6 +66,12 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import terminal
+
+    return terminal.run(settings, args.agent, args.sender, args.tz)
+
+
 def cmd_parse(settings: Settings, args: argparse.Namespace) -> int:
     """The rules engine's reading of TEXT, or of each stdin line, as one JSON object per message."""
     import json
@@ -129,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("serve", "run the HTTP server (webhooks, web chat, API, dashboard)").set_defaults(run=cmd_serve)
     add("migrate", "bring the database schema up to date").set_defaults(run=cmd_migrate)
+    chat = add("chat", "talk to an agent in the terminal (reads stdin line by line; works piped)")
+    chat.add_argument("--agent", help="agent slug (default: the first configured agent)")
+    chat.add_argument("--sender", help="who you are to the agent (default: terminal:<user>); same sender, same chat")
+    chat.add_argument("--tz", help="your time zone, e.g. Europe/London (default: the business's)")
+    chat.set_defaults(run=cmd_chat)
     parse = add("parse", "print the rules engine's reading of TEXT (or of each stdin line) as JSON")
     parse.add_argument("text", nargs="?", help="the message (default: one message per stdin line)")
     parse.add_argument("--now", help="ISO date-time to read relative dates from (default: now; no offset: in --tz)")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from bot.dialogue.manager import DialogueManager
 from bot.metrics import Metrics
 from bot.settings import Settings
 from storage.engine import Database
@@ -26,6 +27,8 @@ class AppContext:
     clock: Clock
     metrics: Metrics
     link_secret: bytes  # signs customers' self-service cancel/reschedule tokens
+    dialogue: DialogueManager
+    visitor_secret: bytes  # signs web chat visitor ids
 
 
 CONTEXT = web.AppKey("context", AppContext)

@@ -13,7 +13,7 @@ phone number is not proof of identity, so only bookings made in this conversatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -34,7 +34,16 @@ from storage.engine import Database
 
 PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 MAX_OFFERS = 6
-SEARCH_DAYS = 14  # how far ahead "the next free slots" looks when no day is given
+SEARCH_DAYS = 14
+WEEK = (
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+)  # how far ahead "the next free slots" looks when no day is given
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +215,22 @@ class Desk:
         return [everyone[s] for s in (await self.service(service)).staff if s in everyone]
 
     def info(self) -> dict[str, Any]:
-        """Opening hours, address, phone and FAQ as configured for the business."""
-        return {"name": self.business.name, "hours": self.business.hours, **self.business.info}
+        """Address, phone and FAQ as configured for the business."""
+        return {"name": self.business.name, **self.business.info}
+
+    async def opening_hours(self) -> dict[str, list[str]]:
+        """``{"mon": ["09:00-13:00", ...], ...}``: the business's own hours, else when anyone works."""
+        if self.business.hours:
+            return {day: list(self.business.hours.get(day, self.business.hours.get("daily", []))) for day in WEEK}
+        async with self.db.reading() as session:
+            weeks = list(
+                await session.scalars(
+                    select(t.Staff.hours).where(
+                        t.Staff.tenant_id == self.party.tenant_id, t.Staff.active, t.Staff.kind == "person"
+                    )
+                )
+            )
+        return {day: _union(r for week in weeks for r in week.get(day, week.get("daily", []))) for day in WEEK}
 
     # ----- offering slots --------------------------------------------------------------------
     async def find_slots(
@@ -431,6 +454,17 @@ class Desk:
             appt.price,
             appt.currency,
         )
+
+
+def _union(ranges: Iterable[str]) -> list[str]:
+    """Overlapping or touching "HH:MM-HH:MM" ranges merged (zero-padded times sort as text)."""
+    merged: list[list[str]] = []
+    for start, end in sorted(tuple(r.split("-", 1)) for r in ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [f"{a}-{b}" for a, b in merged]
 
 
 def _within(slot: Slot, tz: ZoneInfo, after: time | None, before: time | None) -> bool:

@@ -1,0 +1,93 @@
+"""Conversations for the people behind the bot: the hand-off inbox, replies and release.
+
+A person's reply goes into the conversation like any other message (and, on provider channels,
+out through the channel); releasing hands the conversation back to the bot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from bot.context import context
+from bot.http import json_response, query, read_model, tenant
+from channels.base import OutboundMessage
+from core.errors import InvalidInput, NotFound
+from storage import tables as t
+
+routes = web.RouteTableDef()
+
+
+class ReplyIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+def _conversation_json(conv: t.Conversation, agent: str, customer: str | None) -> dict[str, Any]:
+    return {
+        "id": conv.id,
+        "agent": agent,
+        "channel": conv.channel,
+        "status": conv.status,
+        "customer": customer,
+        "satisfaction": conv.satisfaction,
+        "optedOut": conv.opted_out,
+        "startedAt": conv.started_at.isoformat(),
+        "lastActivityAt": conv.last_activity_at.isoformat(),
+        "escalatedAt": conv.escalated_at.isoformat() if conv.escalated_at else None,
+    }
+
+
+async def _own(request: web.Request) -> t.Conversation:
+    async with context(request).db.reading() as session:
+        conv = await session.get(t.Conversation, request.match_info["id"])
+    if conv is None or conv.tenant_id != tenant(request):
+        raise NotFound("no such conversation")
+    return conv
+
+
+@routes.get("/api/conversations")
+async def list_conversations(request: web.Request) -> web.Response:
+    status = query(request, "status", required=False)
+    if status not in (None, "active", "escalated"):
+        raise InvalidInput("status: active or escalated")
+    async with context(request).db.reading() as session:
+        q = (
+            select(t.Conversation, t.Agent.slug, t.Customer.name)
+            .join(t.Agent, t.Agent.id == t.Conversation.agent_id)
+            .outerjoin(t.Customer, t.Customer.id == t.Conversation.customer_id)
+            .where(t.Conversation.tenant_id == tenant(request))
+            .order_by(t.Conversation.last_activity_at.desc())
+            .limit(200)
+        )
+        if status:
+            q = q.where(t.Conversation.status == status)
+        rows = (await session.execute(q)).all()
+    return json_response({"conversations": [_conversation_json(c, a, n) for c, a, n in rows]})
+
+
+@routes.get("/api/conversations/{id}/messages")
+async def conversation_messages(request: web.Request) -> web.Response:
+    conv = await _own(request)
+    raw = query(request, "after", required=False) or "0"
+    if not raw.isdigit():
+        raise InvalidInput("after: a message number")
+    messages = await context(request).dialogue.messages(conv.id, int(raw))
+    return json_response({"messages": [m.to_json() for m in messages]})
+
+
+@routes.post("/api/conversations/{id}/messages")
+async def reply(request: web.Request) -> web.Response:
+    conv = await _own(request)
+    body = await read_model(request, ReplyIn)
+    stored = await context(request).dialogue.push(conv.tenant_id, conv.id, OutboundMessage(body.text), author="human")
+    return json_response(stored.to_json(), status=201)
+
+
+@routes.post("/api/conversations/{id}/release")
+async def release(request: web.Request) -> web.Response:
+    conv = await _own(request)
+    await context(request).dialogue.release(conv.tenant_id, conv.id)
+    return json_response({"id": conv.id, "status": "active"})

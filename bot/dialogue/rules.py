@@ -1,0 +1,810 @@
+"""The offline rules engine: a small slot-filling state machine over the rule-based reader.
+
+Flows: book (service → staff when there is a choice → day/time → real free slots → confirm →
+name and phone when unknown → booked), cancel and reschedule (pick one of the sender's bookings →
+confirm with the policy stated → done). Any message may carry corrections ("actually 4pm", "no,
+Friday") which update what the customer wants and re-plan from there; questions about services,
+hours, the address or the FAQ are answered in passing and the pending question asked again.
+Every question carries quick-reply options; a typed number or a typed option label selects.
+All wording comes from the message catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.dialogue import catalogue
+from bot.dialogue.desk import BookingView, Desk, Offer, ServiceView
+from bot.dialogue.engine import Turn
+from bot.dialogue.reading import Named, Reader, Reading
+from bot.dialogue.replies import main_menu, yes_no
+from bot.dialogue.show import day_text, minutes_text, time_text, when_text
+from bot.money import format_money
+from channels.base import Option, OutboundMessage
+from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
+
+PARTS = {"morning": (time(0), time(12)), "afternoon": (time(12), time(17)), "evening": (time(17), time(23, 59))}
+EXPECT = {"name": "name", "phone": "phone"}
+INFO_INTENTS = frozenset({"services", "prices", "hours", "address", "faq"})
+
+
+@dataclass
+class Reply:
+    """Replies of one turn under construction."""
+
+    locale: str
+    messages: list[OutboundMessage]
+
+    def say(self, key: str, options: Sequence[Option] = (), **params: Any) -> None:
+        self.messages.append(OutboundMessage(catalogue.text(key, self.locale, **params), tuple(options)))
+
+    def raw(self, text: str, options: Sequence[Option] = ()) -> None:
+        self.messages.append(OutboundMessage(text, tuple(options)))
+
+
+class RulesEngine:
+    name = "rules"
+
+    def __init__(self) -> None:
+        self._readers: dict[tuple[Any, ...], Reader] = {}
+
+    async def reader(self, desk: Desk) -> Reader:
+        services = await desk.services()
+        staff = (await desk.staff()).values()
+        key = (
+            desk.business.id,
+            desk.business.timezone,
+            desk.business.locale,
+            tuple((s.slug, s.name) for s in services),
+            tuple((s.slug, s.name) for s in staff),
+        )
+        reader = self._readers.get(key)
+        if reader is None:
+            reader = Reader(
+                [Named(s.slug, s.name, (s.slug.replace("-", " "),)) for s in services],
+                [Named(s.slug, s.name) for s in staff],
+                timezone=desk.business.timezone,
+                locale=desk.business.locale,
+                default_region=desk.region,
+            )
+            self._readers[key] = reader
+        return reader
+
+    async def respond(self, turn: Turn, desk: Desk) -> list[OutboundMessage]:
+        reply = Reply(desk.party.locale, [])
+        await Conversation(self, turn, desk, reply).run()
+        return reply.messages
+
+
+class Conversation:
+    """One turn of the rules engine; ``desk.state`` carries everything between turns."""
+
+    def __init__(self, engine: RulesEngine, turn: Turn, desk: Desk, reply: Reply) -> None:
+        self.engine = engine
+        self.turn = turn
+        self.desk = desk
+        self.reply = reply
+        self.state = desk.state
+        self.locale = desk.party.locale
+
+    # ----- entry -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        step = self.state.get("step")
+        choice = self._choice()
+        reader = await self.engine.reader(self.desk)
+        reading = reader.read(self.turn.text, self.turn.now, expect=EXPECT.get(step or "")) if self.turn.text else None
+        try:
+            if choice is not None and await self._on_choice(choice):
+                return
+            if reading is None:
+                await self._reprompt()
+                return
+            await self._on_reading(reading)
+        except FrontdeskError as exc:
+            await self._on_error(exc)
+
+    def _choice(self) -> str | None:
+        """A tapped option, a typed option number, or a typed option label."""
+        if self.turn.choice:
+            return self.turn.choice
+        offered = self.state.get("options") or []
+        text = self.turn.text.strip().rstrip(".").lower()
+        if text.isdigit() and 1 <= int(text) <= len(offered) and self.state.get("step") not in ("phone",):
+            return str(offered[int(text) - 1][0])
+        for option_id, label in offered:
+            if text and text == str(label).lower():
+                return str(option_id)
+        return None
+
+    async def _on_choice(self, choice: str) -> bool:
+        kind, _, value = choice.partition(":")
+        step = self.state.get("step")
+        if kind == "menu":
+            return await self._on_menu(value)
+        if kind == "svc":
+            self._start("book")
+            self._want()["service"] = value
+            await self._advance()
+            return True
+        if kind == "staff":
+            self._want()["staff"] = value
+            await self._advance()
+            return True
+        if kind == "day":
+            want = self._want()
+            want["date"], want["part"] = value, None
+            self.state.pop("chosen", None)
+            await self._advance()
+            return True
+        if kind == "slot":
+            self.state["chosen"] = value
+            await self._advance()
+            return True
+        if kind == "more":
+            want = self._want()
+            want["after"] = value
+            await self._advance()
+            return True
+        if kind == "bk":
+            self.state["target"] = value
+            await self._advance()
+            return True
+        if kind in ("yes", "no") and step in ("confirm", "confirm_cancel", "confirm_reschedule"):
+            await self._on_yes_no(kind == "yes")
+            return True
+        return False
+
+    async def _on_menu(self, key: str) -> bool:
+        if key == "book":
+            self._start("book")
+            await self._advance()
+        elif key in ("services", "prices"):
+            await self._services()
+        elif key == "hours":
+            await self._info("hours")
+        elif key == "my_bookings":
+            await self._my_bookings()
+        elif key == "human":
+            self._handoff()
+        elif key == "other_day":
+            want = self._want()
+            for k in ("date", "time", "part", "after", "range"):
+                want.pop(k, None)
+            self.state.pop("chosen", None)
+            self.state.pop("asked_when", None)
+            await self._advance()
+        elif key == "cancel":
+            self._start("cancel")
+            await self._advance()
+        elif key == "reschedule":
+            self._start("reschedule")
+            await self._advance()
+        else:
+            return False
+        return True
+
+    async def _on_reading(self, reading: Reading) -> None:
+        intent = reading.intent
+        step = self.state.get("step")
+        flow = self.state.get("flow")
+        if step == "name" and (reading.entities.get("name") or intent in ("inform", "unknown")):
+            name = reading.entities.get("name") or self.turn.text
+            self.desk.remember(name=str(name))
+            await self._advance()
+            return
+        if step == "phone" and (reading.entities.get("phone") or intent in ("inform", "unknown")):
+            self.desk.remember(phone=str(reading.entities.get("phone") or self.turn.text))
+            await self._advance()
+            return
+        if intent == "human":
+            self._handoff()
+            return
+        if intent in ("cancel", "reschedule") and not (flow == "book" and _carries_values(reading)):
+            if flow != intent:
+                self._start(intent)
+            await self._advance()
+            return
+        if intent == "my_bookings":
+            await self._my_bookings()
+            return
+        if intent == "pay":
+            await self._pay_info()
+            return
+        if intent in INFO_INTENTS:
+            if intent in ("services", "prices"):
+                await self._services(reading.service)
+            else:
+                await self._info(intent)
+            if flow:
+                await self._reprompt(quiet=True)
+            return
+        if step in ("confirm", "confirm_cancel", "confirm_reschedule") and intent in ("affirm", "deny"):
+            if intent == "deny" and _carries_values(reading):
+                self._correct(reading)
+                await self._advance()
+            else:
+                await self._on_yes_no(intent == "affirm")
+            return
+        if _carries_values(reading) or intent in ("book", "find_provider"):
+            if flow not in ("book", "reschedule"):
+                self._start("book")
+            self._correct(reading)
+            await self._advance()
+            return
+        if intent == "deny" and flow:
+            self._finish()
+            self.reply.say("flow.dropped", main_menu(self.locale))
+            return
+        if intent == "greet":
+            self.reply.say("greet", main_menu(self.locale), business=self.desk.business.name)
+            if flow:
+                await self._reprompt(quiet=True)
+            return
+        if intent in ("thanks", "bye"):
+            self.reply.say(f"{intent}.reply", main_menu(self.locale))
+            return
+        if intent in ("affirm", "deny", "rate", "inform") and not flow:
+            self.reply.say("what.next", main_menu(self.locale))
+            return
+        if intent == "help":
+            self.reply.say("help", main_menu(self.locale))
+            return
+        await self._reprompt(confused=True)
+
+    # ----- the plan --------------------------------------------------------------------------
+    def _start(self, flow: str) -> None:
+        keep = {
+            k: v
+            for k, v in self.state.items()
+            if k in ("customer", "customer_id", "mine", "rated", "offer_counter", "awaiting_rating")
+        }
+        self.state.clear()
+        self.state.update(keep)
+        self.state["flow"] = flow
+        self.state["want"] = {}
+
+    def _finish(self) -> None:
+        self._start("")
+        self.state.pop("flow", None)
+        self.state.pop("want", None)
+
+    def _want(self) -> dict[str, Any]:
+        if not self.state.get("flow"):
+            self._start("book")
+        want: dict[str, Any] = self.state.setdefault("want", {})
+        return want
+
+    def _correct(self, reading: Reading) -> None:
+        """Fold what the message says into what the customer wants; a new value replaces the old."""
+        want = self._want()
+        changed = False
+        if reading.service and reading.service != want.get("service"):
+            want["service"], changed = reading.service, True
+            want.pop("staff", None)
+        if reading.staff:
+            want["staff"], changed = reading.staff, True
+        if reading.date:
+            want["date"], changed = reading.date.isoformat(), True
+            want.pop("range", None)
+            want.pop("after", None)
+        elif reading.entities.get("date_range"):
+            want["range"], changed = list(reading.entities["date_range"]), True
+            want.pop("date", None)
+        if reading.time:
+            want["time"], changed = reading.time.strftime("%H:%M"), True
+            want["part"] = None
+            if not reading.date and self.state.get("chosen"):
+                chosen = self._chosen_offer()
+                if chosen is not None and "date" not in want:
+                    want["date"] = chosen.start.astimezone(self.desk.zone).date().isoformat()
+        part = reading.entities.get("part_of_day")
+        if part in PARTS:
+            want["part"], changed = part, True
+            if not reading.time:
+                want.pop("time", None)
+        if changed:
+            self.state.pop("chosen", None)
+            self.state.pop("offers", None)
+
+    async def _advance(self) -> None:
+        flow = self.state.get("flow")
+        if flow == "book":
+            await self._advance_booking()
+        elif flow == "cancel":
+            await self._advance_cancel()
+        elif flow == "reschedule":
+            await self._advance_reschedule()
+        else:
+            self.reply.say("what.next", main_menu(self.locale))
+
+    async def _advance_booking(self) -> None:
+        want = self._want()
+        services = await self.desk.services()
+        if not want.get("service"):
+            if len(services) == 1:
+                want["service"] = services[0].slug
+            else:
+                return self._ask("service", "ask.service", [self._service_option(s) for s in services])
+        svc = await self.desk.service(want["service"])
+        people = await self.desk.staff_for(svc.slug)
+        if "staff" not in want:
+            if len(people) > 1:
+                options = [Option("staff:any", catalogue.text("option.anyone", self.locale))]
+                options += [Option(f"staff:{p.slug}", p.name) for p in people]
+                return self._ask("staff", "ask.staff", options, service=svc.name)
+            want["staff"] = "any"
+        staff = None if want.get("staff") in (None, "any") else want["staff"]
+        if staff is not None and staff not in svc.staff:
+            want["staff"] = "any"
+            staff = None
+        chosen = self._chosen_offer()
+        if chosen is None:
+            return await self._offer_slots(svc, staff)
+        if not self.state.get("confirmed"):
+            params = await self._booking_params(svc, chosen)
+            return self._ask("confirm", "ask.confirm", yes_no(self.locale), **params)
+        missing = self.desk.missing_details()
+        if missing:
+            field = missing[0]
+            return self._ask(field, f"ask.{field}", ())
+        await self._book(svc, chosen)
+
+    async def _offer_slots(self, svc: ServiceView, staff: str | None) -> None:
+        want = self._want()
+        day = date.fromisoformat(want["date"]) if want.get("date") else None
+        wished_time = time.fromisoformat(want["time"]) if want.get("time") else None
+        after, before = PARTS.get(want.get("part") or "", (None, None))
+        if want.get("after"):
+            after = time.fromisoformat(want["after"])
+        if day is None and want.get("range"):
+            first, last = (date.fromisoformat(x) for x in want["range"])
+            offers = await self.desk.find_slots(
+                svc.slug, day=first, until=last, after=after, before=before, staff=staff, limit=60
+            )
+            return await self._present(svc, _spread(offers, 6), day=None)
+        if day is None and wished_time is None and not want.get("part"):
+            return self._ask_day(svc)
+        near = None
+        if day is not None and wished_time is not None:
+            near = datetime.combine(day, wished_time, self.desk.zone)
+        offers = await self.desk.find_slots(
+            svc.slug, day=day, after=after, before=before, staff=staff, near=near, limit=6 if near else 60
+        )
+        if near is not None:
+            exact = [o for o in offers if o.start == near]
+            if exact:
+                self.state["chosen"] = exact[0].id
+                return await self._advance_booking()
+            if offers:
+                self.reply.say(
+                    "slot.wish_taken",
+                    when=when_text(near, self.desk.business.timezone, self.desk.customer_zone, self.locale),
+                )
+                return await self._present(svc, offers, day=day, quiet=True)
+        if day is not None and wished_time is None:
+            offers = _spread(offers, 6) if len(offers) > 6 else offers
+        if not offers:
+            return await self._nothing_free(svc, staff, day, near)
+        await self._present(svc, offers, day=day)
+
+    async def _nothing_free(self, svc: ServiceView, staff: str | None, day: date | None, near: datetime | None) -> None:
+        wished = near or datetime.combine(
+            day or self.turn.now.astimezone(self.desk.zone).date(), time(9), self.desk.zone
+        )
+        alternatives = await self.desk.alternatives(svc.slug, wished, staff)
+        if not alternatives and staff:
+            alternatives = await self.desk.alternatives(svc.slug, wished, None)
+        if not alternatives:
+            self._want().pop("date", None)
+            self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
+            return
+        label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
+        self.reply.say("slot.none_that_day", day=label)
+        await self._present(svc, alternatives, day=None, quiet=True)
+
+    async def _present(self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False) -> None:
+        if not offers:
+            return await self._nothing_free(svc, None, day, None)
+        zone = self.desk.customer_zone or self.desk.business.timezone
+        one_day = len({o.start.astimezone(self.desk.zone).date() for o in offers}) == 1
+        options = [Option(f"slot:{o.id}", self._slot_label(o, zone, with_day=not one_day)) for o in offers]
+        last = offers[-1].start.astimezone(self.desk.zone)
+        if one_day:
+            options.append(
+                Option(
+                    f"more:{(last + timedelta(minutes=1)).time().strftime('%H:%M')}",
+                    catalogue.text("option.later", self.locale),
+                )
+            )
+        options.append(Option("menu:other_day", catalogue.text("option.other_day", self.locale)))
+        key = "ask.slot_day" if one_day else "ask.slot"
+        first_day = day_text(offers[0].start.astimezone(self.desk.zone).date(), self.locale)
+        if quiet:
+            key = "ask.slot_short"
+        self._ask("slot", key, options, service=svc.name, day=first_day, zone=self._zone_note())
+
+    def _ask_day(self, svc: ServiceView) -> None:
+        today = self.turn.now.astimezone(self.desk.zone).date()
+        options = [
+            Option(f"day:{today.isoformat()}", catalogue.text("option.today", self.locale)),
+            Option(f"day:{(today + timedelta(days=1)).isoformat()}", catalogue.text("option.tomorrow", self.locale)),
+        ]
+        for n in range(2, 5):
+            d = today + timedelta(days=n)
+            options.append(Option(f"day:{d.isoformat()}", day_text(d, self.locale)))
+        self._ask("when", "ask.when", options, service=svc.name, duration=minutes_text(svc.duration_minutes))
+
+    async def _on_yes_no(self, yes: bool) -> None:
+        step = self.state.get("step")
+        if step == "confirm":
+            if yes:
+                self.state["confirmed"] = True
+                await self._advance_booking()
+            else:
+                self.state.pop("chosen", None)
+                self.state.pop("confirmed", None)
+                self.reply.say("confirm.declined")
+                await self._advance_booking()
+        elif step == "confirm_cancel":
+            if yes:
+                await self._do_cancel()
+            else:
+                self._finish()
+                self.reply.say("cancel.kept", main_menu(self.locale))
+        elif step == "confirm_reschedule":
+            if yes:
+                await self._do_reschedule()
+            else:
+                self.state.pop("chosen", None)
+                self.reply.say("confirm.declined")
+                await self._advance_reschedule()
+
+    async def _book(self, svc: ServiceView, offer: Offer) -> None:
+        try:
+            booked = await self.desk.book(offer.id, key=f"t{self.turn.seq}")
+        except SlotTaken:
+            self.state.pop("chosen", None)
+            self.state.pop("confirmed", None)
+            self.reply.say("slot.just_taken")
+            alternatives = await self.desk.alternatives(svc.slug, offer.start, offer.staff)
+            await self._present(svc, alternatives, day=None, quiet=True)
+            return
+        self._finish()
+        params = self._view_params(booked)
+        self.reply.say("booked", **params)
+        if booked.price:
+            self.reply.say("pay.how", amount=params["price"])
+
+    # ----- cancel and reschedule -------------------------------------------------------------
+    async def _pick_booking(self, purpose: str) -> BookingView | None:
+        ref = self.state.get("target")
+        if ref:
+            try:
+                return await self.desk.find_mine(ref)
+            except NotFound:
+                self.state.pop("target", None)
+        mine = await self.desk.my_bookings()
+        if not mine:
+            self._finish()
+            self.reply.say("bookings.none", main_menu(self.locale))
+            return None
+        if len(mine) == 1:
+            self.state["target"] = mine[0].ref
+            return mine[0]
+        options = [Option(f"bk:{b.ref}", self._booking_label(b)) for b in mine[:10]]
+        self._ask("which_booking", f"ask.which_{purpose}", options)
+        return None
+
+    async def _advance_cancel(self) -> None:
+        target = await self._pick_booking("cancel")
+        if target is None:
+            return
+        svc = await self.desk.service(target.service)
+        hours = svc.cancel_notice_hours
+        if hours and target.start - self.turn.now < timedelta(hours=hours):
+            self._finish()
+            self.reply.say(
+                "cancel.too_late",
+                [Option("menu:human", catalogue.text("menu.human", self.locale))],
+                hours=_hours(hours),
+                **self._view_params(target),
+            )
+            return
+        policy = catalogue.text("cancel.policy_free", self.locale)
+        self._ask(
+            "confirm_cancel", "ask.confirm_cancel", yes_no(self.locale), policy=policy, **self._view_params(target)
+        )
+
+    async def _do_cancel(self) -> None:
+        ref = self.state.get("target", "")
+        try:
+            cancelled = await self.desk.cancel(ref)
+        finally:
+            self._finish()
+        self.reply.say(
+            "cancelled",
+            [Option("menu:book", catalogue.text("option.book_again", self.locale))],
+            **self._view_params(cancelled),
+        )
+
+    async def _advance_reschedule(self) -> None:
+        target = await self._pick_booking("reschedule")
+        if target is None:
+            return
+        svc = await self.desk.service(target.service)
+        hours = svc.reschedule_notice_hours
+        if hours and target.start - self.turn.now < timedelta(hours=hours):
+            self._finish()
+            self.reply.say(
+                "reschedule.too_late",
+                [Option("menu:human", catalogue.text("menu.human", self.locale))],
+                hours=_hours(hours),
+                **self._view_params(target),
+            )
+            return
+        chosen = self._chosen_offer()
+        if chosen is not None:
+            return self._ask(
+                "confirm_reschedule",
+                "ask.confirm_reschedule",
+                yes_no(self.locale),
+                old=self._when(target.start),
+                new=self._when(chosen.start),
+                service=svc.name,
+            )
+        want = self._want()
+        day = date.fromisoformat(want["date"]) if want.get("date") else None
+        wished = time.fromisoformat(want["time"]) if want.get("time") else None
+        if day is None and not self.state.get("asked_when"):
+            self.state["asked_when"] = True
+            options = [
+                Option(
+                    f"day:{(self.turn.now.astimezone(self.desk.zone).date() + timedelta(days=n))}",
+                    day_text(self.turn.now.astimezone(self.desk.zone).date() + timedelta(days=n), self.locale),
+                )
+                for n in range(0, 5)
+            ]
+            return self._ask("when", "ask.reschedule_when", options, **self._view_params(target))
+        near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
+        after = PARTS.get(want.get("part") or "", (None, None))[0]
+        offers = await self.desk.reschedule_slots(target.ref, day=day, after=after, near=near)
+        if near is not None:
+            exact = [o for o in offers if o.start == near]
+            if exact:
+                self.state["chosen"] = exact[0].id
+                return await self._advance_reschedule()
+        if day is not None and wished is None and len(offers) > 6:
+            offers = _spread(offers, 6)
+        if not offers:
+            self._want().pop("date", None)
+            self.state.pop("asked_when", None)
+            self.reply.say("slot.none_that_day", day=day_text(day, self.locale) if day else "")
+            return await self._advance_reschedule()
+        await self._present(svc, offers, day=day)
+
+    async def _do_reschedule(self) -> None:
+        chosen = self._chosen_offer()
+        ref = self.state.get("target", "")
+        if chosen is None:
+            return await self._advance_reschedule()
+        try:
+            moved = await self.desk.reschedule(ref, chosen.id)
+        except SlotTaken:
+            self.state.pop("chosen", None)
+            self.reply.say("slot.just_taken")
+            return await self._advance_reschedule()
+        self._finish()
+        self.reply.say("rescheduled", **self._view_params(moved))
+
+    # ----- answers -----------------------------------------------------------------------------
+    async def _services(self, only: str | None = None) -> None:
+        lines = []
+        for svc in await self.desk.services():
+            if only and svc.slug != only:
+                continue
+            lines.append(
+                catalogue.text(
+                    "services.line",
+                    self.locale,
+                    name=svc.name,
+                    duration=minutes_text(svc.duration_minutes),
+                    price=self._price(svc.price),
+                )
+            )
+        options = [self._service_option(s) for s in await self.desk.services()]
+        self._remember_options(options)
+        self.reply.say("services", options, lines="\n".join(lines))
+
+    async def _info(self, what: str) -> None:
+        info = self.desk.info()
+        if what == "hours":
+            hours = await self.desk.opening_hours()
+            lines = []
+            for d, ranges in hours.items():
+                shown = ", ".join(ranges) if ranges else catalogue.text("hours.closed", self.locale)
+                lines.append(
+                    catalogue.text("hours.line", self.locale, day=catalogue.text(f"day.{d}", self.locale), ranges=shown)
+                )
+            self.reply.say("hours", main_menu(self.locale), lines="\n".join(lines), zone=self.desk.business.timezone)
+        elif what == "address":
+            self.reply.say(
+                "address", main_menu(self.locale), address=info.get("address") or "—", phone=info.get("phone") or "—"
+            )
+        else:
+            faq = info.get("faq") or []
+            best = _best_faq(self.turn.text, faq)
+            if best is not None:
+                self.reply.raw(best["a"], main_menu(self.locale))
+            else:
+                lines = "\n".join(f"• {item['q']}" for item in faq)
+                self.reply.say("faq.list", main_menu(self.locale), lines=lines or "—")
+
+    async def _my_bookings(self) -> None:
+        mine = await self.desk.my_bookings()
+        if not mine:
+            self.reply.say("bookings.none", main_menu(self.locale))
+            return
+        lines = "\n".join(catalogue.text("bookings.line", self.locale, **self._view_params(b)) for b in mine)
+        options = [
+            Option("menu:reschedule", catalogue.text("menu.reschedule", self.locale)),
+            Option("menu:cancel", catalogue.text("menu.cancel", self.locale)),
+            Option("menu:book", catalogue.text("menu.book", self.locale)),
+        ]
+        self._remember_options(options)
+        self.reply.say("bookings.list", options, lines=lines)
+
+    async def _pay_info(self) -> None:
+        mine = [b for b in await self.desk.my_bookings() if b.price]
+        if not mine:
+            self.reply.say("pay.nothing_due", main_menu(self.locale))
+            return
+        for b in mine:
+            self.reply.say("pay.how", amount=self._price(b.price))
+
+    def _handoff(self) -> None:
+        self.desk.handoff(self.turn.text or "customer asked for a person")
+        self._finish()
+        self.reply.say("handoff")
+
+    # ----- prompts ---------------------------------------------------------------------------
+    def _ask(self, step: str, key: str, options: Sequence[Option], **params: Any) -> None:
+        self.state["step"] = step
+        self._remember_options(options)
+        self.state["prompt"] = {
+            "key": key,
+            "params": {k: str(v) for k, v in params.items()},
+            "options": [[o.id, o.label] for o in options],
+        }
+        self.reply.say(key, options, **params)
+
+    def _remember_options(self, options: Sequence[Option]) -> None:
+        self.state["options"] = [[o.id, o.label] for o in options]
+
+    async def _reprompt(self, *, quiet: bool = False, confused: bool = False) -> None:
+        prompt = self.state.get("prompt")
+        if confused:
+            self.reply.say(
+                "confused" if prompt and self.state.get("flow") else "confused.menu",
+                () if prompt and self.state.get("flow") else main_menu(self.locale),
+            )
+        if prompt and self.state.get("flow"):
+            options = tuple(Option(i, label) for i, label in prompt["options"])
+            self._remember_options(options)
+            self.reply.say(prompt["key"], options, **prompt["params"])
+        elif not confused and not quiet:
+            self.reply.say("what.next", main_menu(self.locale))
+
+    async def _on_error(self, exc: FrontdeskError) -> None:
+        if isinstance(exc, PolicyViolation):
+            self._finish()
+            self.reply.raw(
+                catalogue.text("refused", self.locale, reason=str(exc)),
+                [Option("menu:human", catalogue.text("menu.human", self.locale))],
+            )
+        elif isinstance(exc, InvalidInput) and self.state.get("step") in ("name", "phone"):
+            self.reply.say(f"invalid.{self.state['step']}")
+        elif isinstance(exc, NotFound | InvalidInput):
+            self.reply.raw(catalogue.text("refused", self.locale, reason=str(exc)))
+            await self._reprompt(quiet=True)
+        else:
+            raise exc
+
+    # ----- formatting ------------------------------------------------------------------------
+    def _chosen_offer(self) -> Offer | None:
+        chosen = self.state.get("chosen")
+        if not chosen:
+            return None
+        try:
+            return self.desk.offer(chosen)
+        except NotFound:
+            self.state.pop("chosen", None)
+            return None
+
+    def _price(self, minor: int) -> str:
+        if not minor:
+            return catalogue.text("price.free", self.locale)
+        return format_money(minor, self.desk.business.currency, self.locale)
+
+    def _when(self, at: datetime) -> str:
+        return when_text(at, self.desk.business.timezone, self.desk.customer_zone, self.locale)
+
+    def _zone_note(self) -> str:
+        zone = self.desk.customer_zone
+        if zone and zone != self.desk.business.timezone:
+            return catalogue.text("zone.note", self.locale, zone=zone)
+        return ""
+
+    def _service_option(self, svc: ServiceView) -> Option:
+        return Option(f"svc:{svc.slug}", svc.name, f"{minutes_text(svc.duration_minutes)} · {self._price(svc.price)}")
+
+    def _slot_label(self, offer: Offer, zone: str, *, with_day: bool) -> str:
+        tz = ZoneInfo(zone)
+        clock = time_text(offer.start, tz, self.locale)
+        if not with_day:
+            return clock
+        return f"{day_text(offer.start.astimezone(tz).date(), self.locale)} {clock}"
+
+    def _booking_label(self, b: BookingView) -> str:
+        tz = ZoneInfo(self.desk.customer_zone or self.desk.business.timezone)
+        return f"{day_text(b.start.astimezone(tz).date(), self.locale)} {time_text(b.start, tz, self.locale)}"
+
+    async def _booking_params(self, svc: ServiceView, offer: Offer) -> dict[str, str]:
+        people = await self.desk.staff()
+        named = catalogue.text("with", self.locale, names=people[offer.staff].name) if offer.staff in people else ""
+        return {
+            "service": svc.name,
+            "when": self._when(offer.start),
+            "price": self._price(svc.price),
+            "duration": minutes_text(svc.duration_minutes),
+            "with": named,
+        }
+
+    def _view_params(self, b: BookingView) -> dict[str, str]:
+        return {
+            "ref": b.ref,
+            "service": b.service_name,
+            "when": self._when(b.start),
+            "staff": ", ".join(b.staff_names),
+            "price": self._price(b.price),
+        }
+
+
+def _carries_values(reading: Reading) -> bool:
+    return bool(
+        reading.date
+        or reading.time
+        or reading.service
+        or reading.staff
+        or reading.entities.get("date_range")
+        or reading.entities.get("part_of_day") in PARTS
+    )
+
+
+def _spread(offers: list[Offer], count: int) -> list[Offer]:
+    """``count`` offers spread evenly over the list (a whole day's slots, not just its first hour)."""
+    if len(offers) <= count:
+        return offers
+    step = (len(offers) - 1) / (count - 1)
+    return [offers[round(i * step)] for i in range(count)]
+
+
+def _hours(hours: float) -> str:
+    return str(int(hours)) if float(hours).is_integer() else f"{hours:g}"
+
+
+def _best_faq(text: str, faq: list[dict[str, str]]) -> dict[str, str] | None:
+    words = {w for w in _words(text) if len(w) > 3}
+    best, best_score = None, 0
+    for item in faq:
+        score = len(words & {w for w in _words(item.get("q", "")) if len(w) > 3})
+        if score > best_score:
+            best, best_score = item, score
+    return best
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip("?.,!").lower() for w in text.split()}

@@ -1,0 +1,350 @@
+"""Whole conversations with the rules engine, through the real dialogue manager and a real SQLite file.
+
+The clock is frozen at Monday 2026-03-02 08:00 UTC; the Acme clinic (UTC) opens 09:00–17:00 on
+weekdays; Friday 6 March is a holiday.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from bot.dialogue.engines import build_engines
+from bot.dialogue.manager import DialogueManager, Incoming
+from bot.settings import Settings
+from channels.base import OutboundMessage
+from core.booking import Status
+from storage import bookings
+from storage import tables as t
+from storage.engine import Database
+from tests.conftest import FrozenClock, tenant_of
+
+
+class Chat:
+    """One customer talking to the acme agent."""
+
+    def __init__(self, manager: DialogueManager, *, sender: str = "visitor-1", channel: str = "web",
+                 tz: str | None = None, agent: str = "acme-bot") -> None:
+        self.manager = manager
+        self.sender = sender
+        self.channel = channel
+        self.tz = tz
+        self.agent = agent
+        self.last: list[OutboundMessage] = []
+        self.conversation_id = ""
+
+    async def say(self, text: str = "", choice: str | None = None) -> list[OutboundMessage]:
+        result = await self.manager.handle(Incoming(self.agent, self.channel, self.sender, text=text, choice=choice,
+                                                    timezone=self.tz))
+        self.conversation_id = result.conversation_id
+        self.last = [r.message for r in result.replies]
+        return self.last
+
+    async def tap(self, label: str) -> list[OutboundMessage]:
+        """Tap the first option of the last replies whose label contains ``label``."""
+        for message in reversed(self.last):
+            for option in message.options:
+                if label.lower() in option.label.lower():
+                    return await self.say(option.label, choice=option.id)
+        raise AssertionError(f"no option {label!r} in {[o.label for m in self.last for o in m.options]}")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(m.text for m in self.last)
+
+    @property
+    def labels(self) -> list[str]:
+        return [o.label for m in self.last for o in m.options]
+
+
+def manager_for(db: Database, settings: Settings, clock: FrozenClock) -> DialogueManager:
+    engine, fallback = build_engines(settings)
+    return DialogueManager(db=db, settings=settings, clock=clock, engine=engine, fallback=fallback)
+
+
+@pytest_asyncio.fixture
+async def manager(db: Database, settings: Settings, clock: FrozenClock) -> AsyncIterator[DialogueManager]:
+    yield manager_for(db, settings, clock)
+
+
+async def appointments(db: Database) -> list[t.Appointment]:
+    async with db.reading() as session:
+        return list(await session.scalars(select(t.Appointment).order_by(t.Appointment.created_at)))
+
+
+async def conversation(db: Database, conversation_id: str) -> t.Conversation:
+    async with db.reading() as session:
+        conv = await session.get(t.Conversation, conversation_id)
+        assert conv is not None
+        return conv
+
+
+async def test_greeting_offers_options_and_is_recorded(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await chat.say("hello")
+    assert "Acme Clinic" in chat.text
+    assert "Book" in chat.labels and "Talk to a person" in chat.labels
+    messages = await manager.messages(chat.conversation_id)
+    assert [(m.seq, m.direction) for m in messages] == [(1, "in"), (2, "out")]
+    assert messages[1].payload["options"][0]["id"] == "menu:book"
+
+
+async def test_booking_by_tapping_options(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await chat.say("hi")
+    await chat.tap("Book")
+    assert "Which service" in chat.text
+    assert "Check-up" in chat.labels
+    await chat.tap("Check-up")
+    assert "Who would you like" in chat.text
+    await chat.tap("No preference")
+    assert "When would you like" in chat.text
+    await chat.tap("Tomorrow")
+    assert "Tue 3 Mar" in chat.text
+    assert chat.labels[0] == "9:00 AM"
+    await chat.tap("9:00 AM")
+    assert "Shall I book the Check-up on Tue 3 Mar, 9:00 AM? Price: €50.00." in chat.text
+    await chat.tap("Yes")
+    assert "What name" in chat.text
+    await chat.say("Ravi Kumar")
+    assert "phone number" in chat.text
+    await chat.say("+44 7700 900123")
+    assert "You're booked! Check-up" in chat.text
+    assert "Tue 3 Mar, 9:00 AM" in chat.text
+    [row] = await appointments(db)
+    assert row.starts_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    assert row.status == Status.SCHEDULED.value and row.price == 5000
+    assert row.id.replace("-", "")[:6].upper() in chat.text
+    # the satisfaction question follows a completed task, and a rating is stored
+    assert "Rate this conversation" in chat.text
+    await chat.say("5")
+    assert "Thank you for the feedback" in chat.text
+    assert (await conversation(db, chat.conversation_id)).satisfaction == 5
+
+
+async def test_one_sentence_booking_with_staff_date_and_time(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await chat.say("I'd like a check-up with Ann tomorrow at 10am")
+    assert "Shall I book the Check-up with Ann on Tue 3 Mar, 10:00 AM?" in chat.text
+    await chat.say("yes please")
+    await chat.say("my name is Mia Wong")
+    await chat.say("+14155550123")
+    assert "You're booked!" in chat.text
+    [row] = await appointments(db)
+    async with db.reading() as session:
+        staff = await session.get(t.Staff, row.staff_id)
+    assert staff is not None and staff.slug == "ann"
+    assert row.starts_at == datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+
+
+async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await chat.say("book a check-up tomorrow at 10am")
+    await chat.tap("No preference") if "Who would you like" in chat.text else None
+    assert "Tue 3 Mar, 10:00 AM" in chat.text
+    await chat.say("actually make it 4pm")
+    assert "Tue 3 Mar, 4:00 PM" in chat.text and "Shall I book" in chat.text
+    await chat.say("no, Wednesday")
+    assert "Wed 4 Mar, 4:00 PM" in chat.text and "Shall I book" in chat.text
+    await chat.say("yes")
+    await chat.say("Lena Berg")
+    await chat.say("+4915112345678")
+    [row] = await appointments(db)
+    assert row.starts_at == datetime(2026, 3, 4, 16, 0, tzinfo=UTC)
+
+
+async def test_taken_wish_offers_the_nearest_alternatives(manager: DialogueManager, db: Database,
+                                                          clock: FrozenClock) -> None:
+    tenant = await tenant_of(db, "acme")
+    for phone in ("+441632960001", "+441632960002"):
+        await bookings.create(db, tenant, bookings.NewBooking("checkup", datetime(2026, 3, 3, 10, tzinfo=UTC),
+                                                              "Someone", phone), clock())
+    chat = Chat(manager)
+    await chat.say("check-up tomorrow at 10am")
+    if "Who would you like" in chat.text:
+        await chat.tap("No preference")
+    assert "isn't free" in chat.text
+    assert "9:30 AM" in chat.labels and "10:30 AM" in chat.labels
+    assert "10:00 AM" not in chat.labels
+
+
+async def test_gibberish_never_dead_ends(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("qwzx blorp")
+    assert "didn't catch" in chat.text and "Book" in chat.labels
+    await chat.say("book a check-up")
+    await chat.say("asdf ghjk")
+    assert "didn't catch" in chat.text
+    assert chat.labels, "the pending question is asked again with its options"
+
+
+async def test_a_typed_number_selects_an_option(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("book")
+    position = chat.labels.index("Check-up") + 1
+    await chat.say(str(position))
+    assert "Who would you like to see for the Check-up" in chat.text
+
+
+async def test_restart_mid_booking_continues_where_it_was(db: Database, settings: Settings,
+                                                          clock: FrozenClock) -> None:
+    first = Chat(manager_for(db, settings, clock))
+    await first.say("book a check-up with Bob tomorrow at 11am")
+    assert "Shall I book" in first.text
+    second = Chat(manager_for(db, settings, clock))  # a new process: nothing in memory
+    await second.say("yes")
+    assert "What name" in second.text
+    await second.say("Omar Haddad")
+    await second.say("+33612345678")
+    [row] = await appointments(db)
+    assert row.starts_at == datetime(2026, 3, 3, 11, 0, tzinfo=UTC)
+
+
+async def booked(chat: Chat, when: str = "tomorrow at 10am", name: str = "Ravi Kumar",
+                 phone: str = "+447700900123") -> None:
+    await chat.say(f"book a check-up with Ann {when}")
+    await chat.say("yes")
+    await chat.say(name)
+    await chat.say(phone)
+    assert "You're booked!" in chat.text
+    await chat.say("4")  # answer the rating question
+
+
+async def test_cancel_with_confirmation_and_policy(manager: DialogueManager, db: Database, clock: FrozenClock) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("I need to cancel my appointment")
+    assert "Cancel your Check-up on Tue 3 Mar, 10:00 AM" in chat.text and "free" in chat.text
+    await chat.say("no")
+    assert "stays" in chat.text
+    assert (await appointments(db))[0].status == "scheduled"
+    await chat.say("cancel my booking")
+    await chat.tap("Yes")
+    assert "is cancelled" in chat.text
+    assert (await appointments(db))[0].status == "cancelled"
+
+
+async def test_cancel_too_late_is_refused_with_a_way_forward(manager: DialogueManager, db: Database,
+                                                             clock: FrozenClock) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    clock.advance(hours=20)  # 6 hours before; the check-up needs 24 hours' notice
+    await chat.say("cancel")
+    assert "less than 24 hours" in chat.text
+    assert "Talk to a person" in chat.labels
+    assert (await appointments(db))[0].status == "scheduled"
+
+
+async def test_reschedule_moves_the_booking(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("can I reschedule?")
+    assert "move your Check-up" in chat.text
+    await chat.say("Thursday at 11am")
+    assert "Move your Check-up from Tue 3 Mar, 10:00 AM to Thu 5 Mar, 11:00 AM?" in chat.text
+    await chat.say("yes")
+    assert "now on Thu 5 Mar, 11:00 AM" in chat.text
+    rows = await appointments(db)
+    assert [r.status for r in rows] == ["rescheduled", "scheduled"]
+    assert rows[1].starts_at == datetime(2026, 3, 5, 11, 0, tzinfo=UTC)
+
+
+async def test_my_bookings_only_shows_this_conversations_bookings_on_unverified_channels(
+    manager: DialogueManager, db: Database
+) -> None:
+    mine = Chat(manager, sender="visitor-a")
+    await booked(mine, phone="+447700900123")
+    other = Chat(manager, sender="visitor-b")
+    await booked(other, when="tomorrow at 2pm", name="Eve", phone="+447700900123")  # types the same phone
+    await other.say("my bookings")
+    assert "2:00 PM" in other.text and "10:00 AM" not in other.text
+    await other.say("cancel")
+    assert "2:00 PM" in other.text and "10:00 AM" not in other.text
+
+
+async def test_phone_channels_see_every_booking_of_their_number(manager: DialogueManager, db: Database) -> None:
+    web = Chat(manager, sender="visitor-a")
+    await booked(web, phone="+447700900123")
+    sms = Chat(manager, sender="+447700900123", channel="sms")
+    await sms.say("what are my bookings?")
+    assert "Tue 3 Mar, 10:00 AM" in sms.text
+
+
+async def test_handoff_silences_the_bot_until_released(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await chat.say("I want to talk to a human")
+    assert "colleague" in chat.text
+    assert (await conversation(db, chat.conversation_id)).status == "escalated"
+    assert await chat.say("hello?") == []
+    tenant = await tenant_of(db, "acme")
+    await manager.push(tenant, chat.conversation_id, OutboundMessage("Hi, this is Sam from the clinic."),
+                       author="human")
+    await manager.release(tenant, chat.conversation_id)
+    await chat.say("hello")
+    assert chat.last, "the bot answers again after release"
+    authors = [m.author for m in await manager.messages(chat.conversation_id)]
+    assert authors.count("human") == 1
+
+
+async def test_stop_and_start(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager, sender="+447700900999", channel="sms")
+    await chat.say("STOP")
+    assert "unsubscribed" in chat.text
+    assert (await conversation(db, chat.conversation_id)).opted_out
+    assert await chat.say("book a check-up") == []
+    await chat.say("start")
+    assert "Welcome back" in chat.text
+    assert not (await conversation(db, chat.conversation_id)).opted_out
+
+
+async def test_rate_limit_sends_one_notice_then_recovers(manager: DialogueManager, clock: FrozenClock) -> None:
+    chat = Chat(manager)
+    answered = 0
+    notices = 0
+    for _ in range(15):
+        replies = await chat.say("hello")
+        answered += any("Acme" in r.text for r in replies)
+        notices += any("faster than I can answer" in r.text for r in replies)
+    assert (answered, notices) == (10, 1)
+    clock.advance(seconds=30)
+    await chat.say("hello")
+    assert "Acme Clinic" in chat.text
+    other = Chat(manager, sender="visitor-2")
+    await other.say("hello")
+    assert "Acme Clinic" in other.text
+
+
+async def test_information_answers(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("what services do you offer and how much?")
+    assert "Check-up — 30 min, €50.00" in chat.text and "Solo — 30 min, free" in chat.text
+    await chat.say("what are your opening hours?")
+    assert "Monday: 09:00-17:00" in chat.text and "Sunday: closed" in chat.text
+    await chat.say("book a check-up")
+    await chat.say("when are you open?")
+    assert "Monday: 09:00-17:00" in chat.text and "Who would you like" in chat.text, "the pending question returns"
+
+
+async def test_times_in_the_customers_zone_and_the_businesss(manager: DialogueManager) -> None:
+    chat = Chat(manager, tz="America/New_York")
+    await chat.say("book a check-up with Ann tomorrow at 10am")
+    assert "EST" in chat.text and "(Tue 3 Mar, 10:00 AM" in chat.text
+
+
+async def test_paid_service_says_how_payment_is_taken(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("book a check-up with Ann tomorrow at 10am")
+    await chat.say("yes")
+    await chat.say("Ravi Kumar")
+    await chat.say("+447700900123")
+    assert "€50.00" in chat.text and "paid" in chat.text
+
+
+async def test_thanks_and_goodbye_keep_the_door_open(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("thanks!")
+    assert "welcome" in chat.text.lower() and chat.labels
