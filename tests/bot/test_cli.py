@@ -87,3 +87,28 @@ def test_serve_brings_an_empty_sqlite_file_up_and_answers(tmp_path: Path) -> Non
         proc.terminate()
         output = proc.communicate(timeout=10)[0]
     assert "serving on" in output
+
+
+def test_piped_chat_books_an_appointment_with_the_default_config(tmp_path: Path) -> None:
+    config = demo_config(tmp_path)
+    script = "hi\nbook a follow-up visit\n1\nnext monday at 11am\nyes\nAsha Test\n+91 98450 12345\n5\nmy bookings\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", "--config", str(config)],
+        cwd=tmp_path,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "you> book a follow-up visit" in out
+    assert "  1. No preference" in out, "options are numbered and a number selects"
+    assert "You're booked! Follow-up visit" in out
+    assert "Your upcoming bookings:\n• Follow-up visit on Mon" in out
+    assert "+91" not in done.stderr, "no phone numbers in logs"
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "demo.db").execute("select status from appointments").fetchall()
+    assert rows == [("scheduled",)]
