@@ -39,7 +39,7 @@ class Reply:
     locale: str
     messages: list[OutboundMessage]
 
-    def say(self, key: str, options: Sequence[Option] = (), **params: Any) -> None:
+    def say(self, key: str, options: Sequence[Option] = (), /, **params: Any) -> None:
         self.messages.append(OutboundMessage(catalogue.text(key, self.locale, **params), tuple(options)))
 
     def raw(self, text: str, options: Sequence[Option] = ()) -> None:
@@ -61,6 +61,7 @@ class RulesEngine:
             desk.business.locale,
             tuple((s.slug, s.name) for s in services),
             tuple((s.slug, s.name) for s in staff),
+            tuple(str(item.get("q", "")) for item in desk.info().get("faq") or []),
         )
         reader = self._readers.get(key)
         if reader is None:
@@ -70,6 +71,7 @@ class RulesEngine:
                 timezone=desk.business.timezone,
                 locale=desk.business.locale,
                 default_region=desk.region,
+                faq=[str(item.get("q", "")) for item in desk.info().get("faq") or []],
             )
             self._readers[key] = reader
         return reader
@@ -218,7 +220,7 @@ class Conversation:
             if intent in ("services", "prices"):
                 await self._services(reading.service)
             else:
-                await self._info(intent)
+                await self._info(intent, reading.entities.get("faq"))
             if flow:
                 await self._reprompt(quiet=True)
             return
@@ -619,7 +621,7 @@ class Conversation:
         self._remember_options(options)
         self.reply.say("services", options, lines="\n".join(lines))
 
-    async def _info(self, what: str) -> None:
+    async def _info(self, what: str, faq_index: int | None = None) -> None:
         info = self.desk.info()
         if what == "hours":
             hours = await self.desk.opening_hours()
@@ -636,12 +638,11 @@ class Conversation:
             )
         else:
             faq = info.get("faq") or []
-            best = _best_faq(self.turn.text, faq)
-            if best is not None:
-                self.reply.raw(best["a"], main_menu(self.locale))
+            if isinstance(faq_index, int) and 0 <= faq_index < len(faq):
+                self.reply.raw(str(faq[faq_index]["a"]), main_menu(self.locale))
             else:
-                lines = "\n".join(f"• {item['q']}" for item in faq)
-                self.reply.say("faq.list", main_menu(self.locale), lines=lines or "—")
+                listing = "\n".join(f"• {item['q']}" for item in faq)
+                self.reply.say("faq.list", main_menu(self.locale), lines=listing or "—")
 
     async def _my_bookings(self) -> None:
         mine = await self.desk.my_bookings()
@@ -794,17 +795,3 @@ def _spread(offers: list[Offer], count: int) -> list[Offer]:
 
 def _hours(hours: float) -> str:
     return str(int(hours)) if float(hours).is_integer() else f"{hours:g}"
-
-
-def _best_faq(text: str, faq: list[dict[str, str]]) -> dict[str, str] | None:
-    words = {w for w in _words(text) if len(w) > 3}
-    best, best_score = None, 0
-    for item in faq:
-        score = len(words & {w for w in _words(item.get("q", "")) if len(w) > 3})
-        if score > best_score:
-            best, best_score = item, score
-    return best
-
-
-def _words(text: str) -> set[str]:
-    return {w.strip("?.,!").lower() for w in text.split()}

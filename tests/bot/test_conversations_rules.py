@@ -27,8 +27,15 @@ from tests.conftest import FrozenClock, tenant_of
 class Chat:
     """One customer talking to the acme agent."""
 
-    def __init__(self, manager: DialogueManager, *, sender: str = "visitor-1", channel: str = "web",
-                 tz: str | None = None, agent: str = "acme-bot") -> None:
+    def __init__(
+        self,
+        manager: DialogueManager,
+        *,
+        sender: str = "visitor-1",
+        channel: str = "web",
+        tz: str | None = None,
+        agent: str = "acme-bot",
+    ) -> None:
         self.manager = manager
         self.sender = sender
         self.channel = channel
@@ -38,8 +45,9 @@ class Chat:
         self.conversation_id = ""
 
     async def say(self, text: str = "", choice: str | None = None) -> list[OutboundMessage]:
-        result = await self.manager.handle(Incoming(self.agent, self.channel, self.sender, text=text, choice=choice,
-                                                    timezone=self.tz))
+        result = await self.manager.handle(
+            Incoming(self.agent, self.channel, self.sender, text=text, choice=choice, timezone=self.tz)
+        )
         self.conversation_id = result.conversation_id
         self.last = [r.message for r in result.replies]
         return self.last
@@ -157,12 +165,14 @@ async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> N
     assert row.starts_at == datetime(2026, 3, 4, 16, 0, tzinfo=UTC)
 
 
-async def test_taken_wish_offers_the_nearest_alternatives(manager: DialogueManager, db: Database,
-                                                          clock: FrozenClock) -> None:
+async def test_taken_wish_offers_the_nearest_alternatives(
+    manager: DialogueManager, db: Database, clock: FrozenClock
+) -> None:
     tenant = await tenant_of(db, "acme")
     for phone in ("+441632960001", "+441632960002"):
-        await bookings.create(db, tenant, bookings.NewBooking("checkup", datetime(2026, 3, 3, 10, tzinfo=UTC),
-                                                              "Someone", phone), clock())
+        await bookings.create(
+            db, tenant, bookings.NewBooking("checkup", datetime(2026, 3, 3, 10, tzinfo=UTC), "Someone", phone), clock()
+        )
     chat = Chat(manager)
     await chat.say("check-up tomorrow at 10am")
     if "Who would you like" in chat.text:
@@ -190,8 +200,7 @@ async def test_a_typed_number_selects_an_option(manager: DialogueManager) -> Non
     assert "Who would you like to see for the Check-up" in chat.text
 
 
-async def test_restart_mid_booking_continues_where_it_was(db: Database, settings: Settings,
-                                                          clock: FrozenClock) -> None:
+async def test_restart_mid_booking_continues_where_it_was(db: Database, settings: Settings, clock: FrozenClock) -> None:
     first = Chat(manager_for(db, settings, clock))
     await first.say("book a check-up with Bob tomorrow at 11am")
     assert "Shall I book" in first.text
@@ -204,8 +213,9 @@ async def test_restart_mid_booking_continues_where_it_was(db: Database, settings
     assert row.starts_at == datetime(2026, 3, 3, 11, 0, tzinfo=UTC)
 
 
-async def booked(chat: Chat, when: str = "tomorrow at 10am", name: str = "Ravi Kumar",
-                 phone: str = "+447700900123") -> None:
+async def booked(
+    chat: Chat, when: str = "tomorrow at 10am", name: str = "Ravi Kumar", phone: str = "+447700900123"
+) -> None:
     await chat.say(f"book a check-up with Ann {when}")
     await chat.say("yes")
     await chat.say(name)
@@ -228,8 +238,9 @@ async def test_cancel_with_confirmation_and_policy(manager: DialogueManager, db:
     assert (await appointments(db))[0].status == "cancelled"
 
 
-async def test_cancel_too_late_is_refused_with_a_way_forward(manager: DialogueManager, db: Database,
-                                                             clock: FrozenClock) -> None:
+async def test_cancel_too_late_is_refused_with_a_way_forward(
+    manager: DialogueManager, db: Database, clock: FrozenClock
+) -> None:
     chat = Chat(manager)
     await booked(chat)
     clock.advance(hours=20)  # 6 hours before; the check-up needs 24 hours' notice
@@ -281,8 +292,9 @@ async def test_handoff_silences_the_bot_until_released(manager: DialogueManager,
     assert (await conversation(db, chat.conversation_id)).status == "escalated"
     assert await chat.say("hello?") == []
     tenant = await tenant_of(db, "acme")
-    await manager.push(tenant, chat.conversation_id, OutboundMessage("Hi, this is Sam from the clinic."),
-                       author="human")
+    await manager.push(
+        tenant, chat.conversation_id, OutboundMessage("Hi, this is Sam from the clinic."), author="human"
+    )
     await manager.release(tenant, chat.conversation_id)
     await chat.say("hello")
     assert chat.last, "the bot answers again after release"
@@ -348,3 +360,29 @@ async def test_thanks_and_goodbye_keep_the_door_open(manager: DialogueManager) -
     chat = Chat(manager)
     await chat.say("thanks!")
     assert "welcome" in chat.text.lower() and chat.labels
+
+
+async def test_address_and_faq_come_from_the_business_config(sqlite_url: str, clock: FrozenClock) -> None:
+    from bot.app import prepare_database
+    from tests.conftest import demo_business, make_settings
+
+    business = demo_business()
+    business["address"] = "1 Harbour Street, Dublin"
+    business["phone"] = "+35312345678"
+    business["faq"] = [
+        {"q": "Is there parking?", "a": "Yes, two free spaces behind the clinic."},
+        {"q": "Do you accept insurance?", "a": "Most insurers; bring your card."},
+    ]
+    settings = make_settings(sqlite_url, [business])
+    database = await prepare_database(settings, clock)
+    try:
+        chat = Chat(manager_for(database, settings, clock))
+        await chat.say("where are you located?")
+        assert "1 Harbour Street, Dublin" in chat.text and "+35312345678" in chat.text
+        await chat.say("is there parking")
+        assert chat.text == "Yes, two free spaces behind the clinic."
+        await chat.say("do you take insurance?")
+        assert chat.text == "Most insurers; bring your card."
+        assert "Book" in chat.labels
+    finally:
+        await database.dispose()
