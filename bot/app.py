@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api
+from bot import api, webchat
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(api.routes)
     app.router.add_routes(api.manage_routes)
+    webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     return app
 
 
