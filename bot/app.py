@@ -9,8 +9,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api, webchat
+from bot import api, conversations, webchat
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
+from bot.dialogue.engines import build_engines
+from bot.dialogue.manager import DialogueManager
 from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
 from bot.settings import Settings
@@ -63,7 +65,17 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
         link_secret = (
             configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
         )
-        app[CONTEXT] = AppContext(settings=settings, db=db, clock=clock, metrics=Metrics(), link_secret=link_secret)
+        engine, fallback = build_engines(settings)
+        dialogue = DialogueManager(db=db, settings=settings, clock=clock, engine=engine, fallback=fallback)
+        app[CONTEXT] = AppContext(
+            settings=settings,
+            db=db,
+            clock=clock,
+            metrics=Metrics(),
+            link_secret=link_secret,
+            dialogue=dialogue,
+            visitor_secret=await secrets.get_or_create(db, "web_visitors"),
+        )
         yield
         await db.dispose()
 
@@ -72,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(api.routes)
     app.router.add_routes(api.manage_routes)
+    app.router.add_routes(conversations.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     return app
 
