@@ -327,7 +327,11 @@ class Toolbox:
         return _ok({"services": [await self._service_view(s) for s in await self.desk.services()]})
 
     async def _business_info(self, _args: dict[str, str]) -> ToolResult:
-        info = self.desk.info()
+        info = {
+            **self.desk.info(),
+            "opening_hours": await self.desk.opening_hours(),
+            "timezone": self.desk.business.timezone,
+        }
         return _ok({k: v for k, v in info.items() if v not in ("", None, [], {})})
 
     async def _find_slots(self, args: dict[str, str]) -> ToolResult:

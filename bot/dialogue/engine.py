@@ -27,3 +27,6 @@ class Engine(Protocol):
 
     async def respond(self, turn: Turn, desk: Desk) -> list[OutboundMessage]:
         """Answer one turn, acting only through ``desk``; may mutate ``desk.state``."""
+
+    async def aclose(self) -> None:
+        """Release clients (HTTP connections) at shutdown."""

@@ -76,6 +76,9 @@ class RulesEngine:
             self._readers[key] = reader
         return reader
 
+    async def aclose(self) -> None:
+        """Nothing to release: the rules engine holds no connections."""
+
     async def respond(self, turn: Turn, desk: Desk) -> list[OutboundMessage]:
         reply = Reply(desk.party.locale, [])
         await Conversation(self, turn, desk, reply).run()
