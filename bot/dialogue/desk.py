@@ -262,10 +262,7 @@ class Desk:
             sched = await schedules.load(session, self.party.tenant_id, service, start, end)
         slots = sched.slots(start, end, now, staff)
         slots = [s for s in slots if _within(s, self.zone, after, before)]
-        if near is not None:
-            slots.sort(key=lambda s: (abs((s.start - near).total_seconds()), s.start))
-            slots = sorted(slots[:limit], key=lambda s: s.start)
-        return self._offer(service, slots[:limit], staff)
+        return self._offer(service, _closest(slots, near, limit), staff)
 
     async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
         slots = await bookings.alternatives_near(
@@ -421,10 +418,7 @@ class Desk:
         slots = [
             s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, None)
         ]
-        if near is not None:
-            slots.sort(key=lambda s: abs((s.start - near).total_seconds()))
-            slots = sorted(slots[:MAX_OFFERS], key=lambda s: s.start)
-        return self._offer(target.service, slots[:MAX_OFFERS], None)
+        return self._offer(target.service, _closest(slots, near, MAX_OFFERS), None)
 
     def handoff(self, reason: str) -> None:
         self.outcomes.escalated = reason[:500] or "customer asked for a person"
@@ -454,6 +448,14 @@ class Desk:
             appt.price,
             appt.currency,
         )
+
+
+def _closest(slots: list[Slot], near: datetime | None, limit: int) -> list[Slot]:
+    """The first ``limit`` slots, or with ``near`` the ``limit`` closest to it, in time order."""
+    if near is None:
+        return slots[:limit]
+    ranked = sorted(slots, key=lambda s: (abs((s.start - near).total_seconds()), s.start))
+    return sorted(ranked[:limit], key=lambda s: s.start)
 
 
 def _union(ranges: Iterable[str]) -> list[str]:
