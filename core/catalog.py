@@ -103,6 +103,10 @@ class ServiceSpec(Spec):
     buffers_within_hours: bool = False
     cancel_notice_hours: float = Field(default=0, ge=0)
     reschedule_notice_hours: float = Field(default=0, ge=0)
+    # Refund when the customer cancels a paid booking: all of it at least refund_full_hours before
+    # the start (0: any time before), refund_partial_percent of it after that, nothing once started.
+    refund_full_hours: float = Field(default=0, ge=0)
+    refund_partial_percent: int = Field(default=0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _consistent(self) -> ServiceSpec:

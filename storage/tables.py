@@ -131,6 +131,8 @@ class Service(Base):
     buffers_within_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_notice_hours: Mapped[float] = mapped_column(Float, default=0)
     reschedule_notice_hours: Mapped[float] = mapped_column(Float, default=0)
+    refund_full_hours: Mapped[float] = mapped_column(Float, default=0, server_default=text("0"))
+    refund_partial_percent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     staff_slugs: Mapped[list[Any]] = mapped_column(default=list)  # ordered; resolved against staff
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -196,6 +198,7 @@ class Appointment(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_appointments_tenant_start", "tenant_id", "starts_at"),
+        Index("ix_appointments_status_hold", "status", "hold_expires_at"),  # the hold sweep
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
@@ -344,3 +347,89 @@ class LlmUsage(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Purchase(Base):
+    """One payment for one appointment (the insights store's PurchaseInsight is rendered from it).
+
+    ``amount`` always comes from the appointment's price, which the booking service copied from the
+    service row: never from a model or a customer. ``status`` follows ``core.payments.TRANSITIONS``;
+    ``refund_status`` tracks our one refund of it: none | due | requested | succeeded | failed |
+    blocked (a dispute stopped it).
+    """
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        UniqueConstraint("appointment_id"),
+        Index("ix_purchases_provider_ref", "provider", "provider_ref"),
+        Index("ix_purchases_payment_ref", "provider", "payment_ref"),
+        Index("ix_purchases_status", "status", "refund_status"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    agent_id: Mapped[str | None] = mapped_column(String(36))
+    channel: Mapped[str | None] = mapped_column(String(32))  # the platform the customer paid from
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    purchase_type: Mapped[str] = mapped_column(String(16), default="consultation")
+    items: Mapped[list[Any]] = mapped_column(default=list)  # [{id, slug, name, quantity, unit_price, total_price}]
+    amount: Mapped[int] = mapped_column(Integer)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str | None] = mapped_column(String(255))  # Checkout Session / Payment Link id
+    payment_ref: Mapped[str | None] = mapped_column(String(255))  # PaymentIntent / payment id
+    payment_method: Mapped[str | None] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)  # part of the link's idempotency key
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)  # numbers its history rows
+    status: Mapped[str] = mapped_column(String(16))
+    hold_expires_at: Mapped[datetime | None]
+    link_expires_at: Mapped[datetime | None]
+    refund_status: Mapped[str] = mapped_column(String(16), default="none")
+    refund_amount: Mapped[int] = mapped_column(Integer, default=0)
+    refund_reason: Mapped[str | None] = mapped_column(String(32))
+    refund_ref: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+class PurchaseEvent(Base):
+    """History of a purchase: every status change and every notable step (link sent, refund asked)."""
+
+    __tablename__ = "purchase_events"
+    __table_args__ = (UniqueConstraint("purchase_id", "seq"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    purchase_id: Mapped[str] = mapped_column(ForeignKey("purchases.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # order within the purchase (several can share an instant)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(64))  # system | customer | webhook:<provider> | ...
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookEvent(Base):
+    """Payment provider events as received (verified), deduplicated by the provider's event id.
+
+    Stored before the HTTP answer; ``processed_at`` is set in the same transaction as the state
+    change it caused. ``tenant_id`` is only known once the event matched a purchase.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id"), Index("ix_webhook_events_pending", "processed_at"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    purchase_id: Mapped[str | None] = mapped_column(ForeignKey("purchases.id", ondelete="SET NULL"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(64))
