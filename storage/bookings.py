@@ -9,12 +9,13 @@ exclusion constraint, SQLite triggers under ``BEGIN IMMEDIATE``) turns any race 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,7 @@ from storage.engine import Database
 
 ROTATION_WINDOW = timedelta(days=28)
 ALTERNATIVES_REACH = timedelta(days=7)
+HOLD_EXPIRED = "hold_expired"  # the reason on the event that cancels an unpaid hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class NewBooking:
     staff: str | None = None
     idempotency_key: str | None = None
     actor: str = "api"
+    # Paid services only: the booking is created pending_payment and holds its slot this long.
+    # A free service ignores it and is scheduled at once.
+    hold_minutes: int | None = None
 
     def fingerprint(self) -> str:
         raw = "|".join([self.service, self.start.isoformat(), self.staff or "", self.customer_phone])
@@ -79,7 +84,9 @@ async def create(db: Database, tenant_id: str, req: NewBooking, now: datetime) -
     name = req.customer_name.strip()
     if not name or len(name) > 200:
         raise InvalidInput("customer.name: give the customer's name (1-200 characters)")
-    req = NewBooking(req.service, req.start, name, phone, req.staff, req.idempotency_key, req.actor)
+    if req.hold_minutes is not None and req.hold_minutes <= 0:
+        raise InvalidInput("hold_minutes: give a positive number of minutes")
+    req = dataclasses.replace(req, customer_name=name, customer_phone=phone)
     try:
         async with db.writing() as session:
             if req.idempotency_key:
@@ -151,6 +158,7 @@ async def _create_in(
     rescheduled_from: t.Appointment | None = None,
     customer_id: str | None = None,
 ) -> Appointment:
+    await _expire_holds_in(session, now, tenant_id)  # a lapsed hold never blocks a new booking
     sched = await schedules.load(
         session, tenant_id, req.service, req.start - timedelta(days=1), req.start + timedelta(days=1)
     )
@@ -183,7 +191,8 @@ async def _create_in(
         order = await _rotation_order(session, tenant_id, sched, order, now)
     if customer_id is None:
         customer_id = await _customer(session, tenant_id, req.customer_name, req.customer_phone, now)
-    status = Status.SCHEDULED
+    held = req.hold_minutes is not None and sched.price > 0
+    status = Status.PENDING_PAYMENT if held else Status.SCHEDULED
     appointment = t.Appointment(
         tenant_id=tenant_id,
         service_id=sched.service_id,
@@ -197,6 +206,7 @@ async def _create_in(
         idempotency_key=req.idempotency_key,
         request_fingerprint=req.fingerprint() if req.idempotency_key else None,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
+        hold_expires_at=now + timedelta(minutes=req.hold_minutes) if held and req.hold_minutes else None,
         created_at=now,
         updated_at=now,
     )
@@ -224,6 +234,11 @@ async def _create_in(
     else:
         chosen = [await _allocate_first_free(session, tenant_id, appointment, sched, slot, order)]
     appointment.staff_id = sched.staff_ids[chosen[0]]
+    details: dict[str, object] = {}
+    if rescheduled_from:
+        details["rescheduled_from"] = rescheduled_from.id
+    if appointment.hold_expires_at:
+        details["hold_expires_at"] = appointment.hold_expires_at.isoformat()
     session.add(
         t.AppointmentEvent(
             tenant_id=tenant_id,
@@ -233,7 +248,7 @@ async def _create_in(
             to_status=status.value,
             actor=req.actor,
             reason="rescheduled" if rescheduled_from else "booked",
-            details={"rescheduled_from": rescheduled_from.id} if rescheduled_from else {},
+            details=details,
         )
     )
     await session.flush()
@@ -592,3 +607,229 @@ async def _views(session: AsyncSession, rows: Sequence[t.Appointment]) -> list[A
             )
         )
     return out
+
+
+# --------------------------------------------------------------------------- payment holds
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    """What a verified payment did to its appointment: ``confirmed`` (now scheduled), ``already``
+    (it was scheduled before: a repeat), or ``refund`` (the slot is gone: give the money back)."""
+
+    result: str  # confirmed | already | refund
+    appointment: Appointment
+    revived: bool = False  # confirmed after its hold had lapsed, the slot being still free
+
+
+async def _expire_holds_in(session: AsyncSession, now: datetime, tenant_id: str | None) -> list[t.Appointment]:
+    """Cancel every unpaid hold whose time is up and release its slot, in the caller's transaction.
+
+    Rows are taken in id order and each is claimed with a conditional UPDATE, so concurrent sweeps
+    (and bookings, which sweep first) neither release a hold twice nor deadlock on PostgreSQL.
+    """
+    query = select(t.Appointment.id).where(
+        t.Appointment.status == Status.PENDING_PAYMENT.value,
+        t.Appointment.hold_expires_at.is_not(None),
+        t.Appointment.hold_expires_at <= now,
+    )
+    if tenant_id is not None:
+        query = query.where(t.Appointment.tenant_id == tenant_id)
+    released = []
+    for appointment_id in list(await session.scalars(query.order_by(t.Appointment.id))):
+        claimed = await session.execute(
+            update(t.Appointment)
+            .where(t.Appointment.id == appointment_id, t.Appointment.status == Status.PENDING_PAYMENT.value)
+            .values(status=Status.CANCELLED.value, updated_at=now)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            continue  # another transaction got there first (it was paid, or swept)
+        row = await session.get(t.Appointment, appointment_id, populate_existing=True)
+        assert row is not None
+        session.add(
+            t.AppointmentEvent(
+                tenant_id=row.tenant_id,
+                appointment_id=row.id,
+                at=now,
+                from_status=Status.PENDING_PAYMENT.value,
+                to_status=Status.CANCELLED.value,
+                actor="system",
+                reason=HOLD_EXPIRED,
+                details={"hold_expires_at": row.hold_expires_at.isoformat() if row.hold_expires_at else None},
+            )
+        )
+        await _release(session, row.id)
+        released.append(row)
+    return released
+
+
+async def expire_holds(db: Database, now: datetime) -> list[Appointment]:
+    """The sweep: release every lapsed unpaid hold (all tenants) and say which."""
+    async with db.writing() as session:
+        return await _views(session, await _expire_holds_in(session, now, None))
+
+
+async def _locked_row(session: AsyncSession, tenant_id: str, appointment_id: str) -> t.Appointment:
+    row = await session.scalar(
+        select(t.Appointment)
+        .where(t.Appointment.tenant_id == tenant_id, t.Appointment.id == appointment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        raise NotFound("no such booking")
+    return row
+
+
+async def _revivable(session: AsyncSession, row: t.Appointment) -> bool:
+    """Cancelled only because its hold lapsed, and never confirmed since."""
+    reasons = set(
+        (
+            await session.execute(
+                select(t.AppointmentEvent.reason, t.AppointmentEvent.to_status).where(
+                    t.AppointmentEvent.appointment_id == row.id
+                )
+            )
+        ).all()
+    )
+    return (HOLD_EXPIRED, Status.CANCELLED.value) in reasons and all(to != Status.SCHEDULED.value for _, to in reasons)
+
+
+async def _retake(session: AsyncSession, row: t.Appointment, now: datetime) -> bool:
+    """Take the lapsed hold's slot again, if it is still bookable, through the same rules and the
+    same no-overlap invariant as a new booking. False (and nothing written) when it is gone."""
+    if row.starts_at <= now:
+        return False
+    service = await session.get(t.Service, row.service_id)
+    assert service is not None
+    before = list(
+        await session.scalars(
+            select(t.Staff.slug)
+            .join(t.Allocation, t.Allocation.staff_id == t.Staff.id)
+            .join(t.AppointmentAllocation, t.AppointmentAllocation.allocation_id == t.Allocation.id)
+            .where(t.AppointmentAllocation.appointment_id == row.id)
+            .order_by(t.Staff.slug)
+        )
+    )
+    staff_row = await session.get(t.Staff, row.staff_id)
+    preferred = staff_row.slug if staff_row is not None else (before[0] if before else None)
+    try:
+        async with session.begin_nested():
+            sched = await schedules.load(
+                session,
+                row.tenant_id,
+                service.slug,
+                row.starts_at - timedelta(days=1),
+                row.starts_at + timedelta(days=1),
+            )
+            rules = sched.service
+            counting = rules.capacity > 1 or rules.max_per_day is not None or rules.max_per_week is not None
+            if counting and session.get_bind().dialect.name == "postgresql":
+                await session.execute(
+                    select(t.Staff.id)
+                    .where(t.Staff.id.in_(sorted(sched.staff_ids.values())))
+                    .order_by(t.Staff.id)
+                    .with_for_update()
+                )
+                sched = await schedules.load(
+                    session,
+                    row.tenant_id,
+                    service.slug,
+                    row.starts_at - timedelta(days=1),
+                    row.starts_at + timedelta(days=1),
+                )
+            offered = [
+                s
+                for s in sched.slots(row.starts_at, row.starts_at + timedelta(seconds=1), now, preferred)
+                if s.start == row.starts_at and s.end == row.ends_at
+            ]
+            if not offered:
+                return False
+            slot = offered[0]
+            # The old links point at released allocations; the slot is taken afresh below.
+            await session.execute(
+                delete(t.AppointmentAllocation).where(t.AppointmentAllocation.appointment_id == row.id)
+            )
+            blocked = rules.blocked(slot.start)
+            if rules.assignment is Assignment.COLLECTIVE:
+                for slug in slot.staff:
+                    await _allocate(session, row.tenant_id, row, sched, slug, blocked.start, blocked.end)
+                chosen = slot.staff[0]
+            elif rules.capacity > 1:
+                chosen = await _take_seat(session, row.tenant_id, row, sched, slot, blocked.start, blocked.end)
+            else:
+                chosen = await _allocate_first_free(session, row.tenant_id, row, sched, slot, slot.staff[:1])
+            row.staff_id = sched.staff_ids[chosen]
+            await session.flush()
+    except IntegrityError as exc:
+        if not _is_overlap(exc):
+            raise
+        return False
+    except (SlotTaken, Conflict):
+        return False
+    return True
+
+
+async def confirm_payment_in(
+    session: AsyncSession, tenant_id: str, appointment_id: str, now: datetime, *, actor: str = "payment"
+) -> PaymentOutcome:
+    """A verified payment for this appointment, inside the caller's write transaction.
+
+    pending_payment → scheduled. A hold that lapsed (and was released) is taken again only if its
+    slot is still free; otherwise the answer is ``refund``: a late payment never double-books.
+    """
+    await _expire_holds_in(session, now, tenant_id)  # same lock order as bookings: id order first
+    row = await _locked_row(session, tenant_id, appointment_id)
+    if row.status == Status.SCHEDULED.value:
+        return PaymentOutcome("already", (await _views(session, [row]))[0])
+    if row.status == Status.PENDING_PAYMENT.value:
+        ensure_transition(Status.PENDING_PAYMENT, Status.SCHEDULED)
+        session.add(_event(row, Status.SCHEDULED, now, actor, "paid"))
+        row.status, row.updated_at = Status.SCHEDULED.value, now
+        await session.flush()
+        return PaymentOutcome("confirmed", (await _views(session, [row]))[0])
+    if row.status == Status.CANCELLED.value and await _revivable(session, row) and await _retake(session, row, now):
+        # The one way out of "cancelled": the customer paid for exactly this slot and it is free.
+        session.add(_event(row, Status.SCHEDULED, now, actor, "paid_after_expiry"))
+        row.status, row.updated_at = Status.SCHEDULED.value, now
+        await session.flush()
+        return PaymentOutcome("confirmed", (await _views(session, [row]))[0], revived=True)
+    return PaymentOutcome("refund", (await _views(session, [row]))[0])
+
+
+async def confirm_payment(
+    db: Database, tenant_id: str, appointment_id: str, now: datetime, *, actor: str = "payment"
+) -> PaymentOutcome:
+    async with db.writing() as session:
+        return await confirm_payment_in(session, tenant_id, appointment_id, now, actor=actor)
+
+
+async def expire_hold_in(session: AsyncSession, tenant_id: str, appointment_id: str, now: datetime) -> bool:
+    """Release one unpaid hold early (its payment link expired at the provider). True if released."""
+    row = await _locked_row(session, tenant_id, appointment_id)
+    if row.status != Status.PENDING_PAYMENT.value:
+        return False
+    session.add(_event(row, Status.CANCELLED, now, "system", HOLD_EXPIRED, early=True))
+    row.status, row.updated_at = Status.CANCELLED.value, now
+    await _release(session, row.id)
+    return True
+
+
+async def hold_lapsed(session: AsyncSession, tenant_id: str, appointment_id: str) -> bool:
+    """Cancelled because its unpaid hold ran out (and never confirmed since)."""
+    row = await _row(session, tenant_id, appointment_id)
+    return row.status == Status.CANCELLED.value and await _revivable(session, row)
+
+
+async def last_cancellation(session: AsyncSession, appointment_id: str) -> t.AppointmentEvent | None:
+    """Who cancelled and when (a lapsed hold's own cancellation is not one)."""
+    return await session.scalar(
+        select(t.AppointmentEvent)
+        .where(
+            t.AppointmentEvent.appointment_id == appointment_id,
+            t.AppointmentEvent.to_status == Status.CANCELLED.value,
+            t.AppointmentEvent.reason != HOLD_EXPIRED,
+        )
+        .order_by(t.AppointmentEvent.at.desc())
+        .limit(1)
+    )
