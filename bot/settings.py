@@ -72,10 +72,51 @@ class AnthropicSettings(_Model):
     daily_token_budget: int = Field(default=2_000_000, ge=0)  # per business; over it the rules engine answers
 
 
+class StripeSettings(_Model):
+    secret_key: SecretStr | None = None  # sk_...
+    webhook_secret: SecretStr | None = None  # whsec_... of the endpoint /webhooks/payments/stripe
+    api_base_url: str = "https://api.stripe.com"
+    tolerance_seconds: int = Field(default=300, ge=1)  # Stripe-Signature replay window
+
+
+class RazorpaySettings(_Model):
+    key_id: str | None = None
+    key_secret: SecretStr | None = None  # API secret (basic auth)
+    webhook_secret: SecretStr | None = None  # the dashboard's webhook secret, not the API secret
+    api_base_url: str = "https://api.razorpay.com"
+
+
+class LocalPaySettings(_Model):
+    # Signs the built-in checkout's events; generated and kept in the database when unset.
+    webhook_secret: SecretStr | None = None
+    tolerance_seconds: int = Field(default=300, ge=1)
+
+
 class PaymentsSettings(_Model):
     model_config = ConfigDict(extra="allow")
     provider: Literal["local", "stripe", "razorpay"] = "local"
-    hold_minutes: int = 15
+    hold_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    stripe: StripeSettings = Field(default_factory=StripeSettings)
+    razorpay: RazorpaySettings = Field(default_factory=RazorpaySettings)
+    local: LocalPaySettings = Field(default_factory=LocalPaySettings)
+
+    @model_validator(mode="after")
+    def _provider_secrets(self) -> PaymentsSettings:
+        """The chosen provider cannot run without its keys: name the missing ones at startup."""
+        needed: dict[str, dict[str, object]] = {
+            "stripe": {"secret_key": self.stripe.secret_key, "webhook_secret": self.stripe.webhook_secret},
+            "razorpay": {
+                "key_id": self.razorpay.key_id,
+                "key_secret": self.razorpay.key_secret,
+                "webhook_secret": self.razorpay.webhook_secret,
+            },
+        }
+        keys = needed.get(self.provider, {})
+        missing = [f"payments.{self.provider}.{key}" for key, value in keys.items() if not value]
+        if missing:
+            raise ValueError(f"payments.provider is {self.provider} but {', '.join(missing)} is not set")
+        return self
 
 
 class AlertsSettings(_Model):
