@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -15,6 +16,8 @@ from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
 from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
+from bot.payments import routes as payment_routes
+from bot.payments.service import PaymentDesk, unwired_notify
 from bot.settings import Settings
 from core.errors import ConfigError
 from storage import catalog, migrate, secrets
@@ -76,7 +79,21 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             dialogue=dialogue,
             visitor_secret=await secrets.get_or_create(db, "web_visitors"),
         )
+        local_pay = settings.payments.local.webhook_secret
+        payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
+        app[payment_routes.PAYMENTS] = PaymentDesk(
+            db=db,
+            settings=settings,
+            clock=clock,
+            http=payments_http,
+            notify=unwired_notify,  # the dialogue manager replaces it with set_notify()
+            local_secret=local_pay.get_secret_value().encode()
+            if local_pay
+            else await secrets.get_or_create(db, "payments_local"),
+        )
         yield
+        await app[payment_routes.PAYMENTS].drain()
+        await payments_http.aclose()
         await db.dispose()
 
     app.cleanup_ctx.append(lifecycle)
@@ -85,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(api.routes)
     app.router.add_routes(api.manage_routes)
     app.router.add_routes(conversations.routes)
+    app.router.add_routes(payment_routes.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     return app
 
