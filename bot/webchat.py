@@ -294,6 +294,8 @@ class ChatSocket:
             self.locale = frame.locale or self.locale
             self.resumed = True
             await self.sync()
+            if self.conversation_id is None and frame.after == 0:
+                await self.send(chat.message_frame(await self.manager.welcome(self.agent, self.locale)))
         elif isinstance(frame, chat.Text):
             await self._turn(frame.text, None)
         else:

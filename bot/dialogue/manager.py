@@ -301,6 +301,15 @@ class DialogueManager:
                 if k in ("customer", "customer_id", "mine", "rated", "offer_counter")
             }
 
+    async def welcome(self, agent: str, locale: str | None = None) -> StoredMessage:
+        """The greeting a new visitor sees before writing anything (seq 0: shown, not stored)."""
+        async with self.db.reading() as session:
+            info = await agent_by_slug(session, agent)
+            business = await business_by_id(session, info.tenant_id)
+        lang = locale or business.locale
+        greeting = OutboundMessage(catalogue.text("greet", lang, business=business.name), main_menu(lang))
+        return StoredMessage(0, "out", "bot", greeting.text, greeting.to_payload(), self.clock())
+
     async def conversation_for(self, agent: str, channel: str, sender: str) -> str | None:
         async with self.db.reading() as session:
             info = await agent_by_slug(session, agent)

@@ -78,6 +78,10 @@ class Tab:
 
     async def resume(self, after: int = 0, tz: str = "UTC") -> None:
         await self.send({"type": "resume", "after": after, "tz": tz, "locale": "en-GB"})
+        if after == 0 and not self.hello.get("conversation"):
+            welcome = await self.recv()  # a new visitor is greeted before writing anything; nothing is stored
+            assert (welcome["type"], welcome["seq"], welcome["author"]) == ("message", 0, "bot"), welcome
+            assert welcome["options"][0]["id"] == "menu:book"
 
     async def turn(self, frame: dict[str, Any]) -> list[dict[str, Any]]:
         """Send a text/choice frame; the message frames between typing on and typing off."""
