@@ -120,7 +120,7 @@ async def availability(request: web.Request) -> web.Response:
     check_window(start, end)
     now = ctx.clock()
     async with ctx.db.reading() as session:
-        sched = await schedules.load(session, tenant(request), service, start, end)
+        sched = await schedules.load(session, tenant(request), service, start, end, now=now)
     slots = sched.slots(start, end, now, query(request, "staff", required=False))
     return json_response({"timezone": tz_name, "slots": [slot_json(s, tz) for s in slots]})
 

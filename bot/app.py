@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,11 +21,13 @@ from bot.metrics import Metrics
 from bot.payments import routes as payment_routes
 from bot.payments.service import PaymentDesk, unwired_notify
 from bot.settings import Settings
+from channels.base import OutboundMessage
 from core.errors import ConfigError
 from storage import catalog, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
+SWEEP_SECONDS = 30.0
 
 
 async def prepare_database(settings: Settings, clock: Clock) -> Database:
@@ -56,6 +60,44 @@ async def load_config(db: Database, settings: Settings, clock: Clock) -> None:
                 await catalog.upsert_agent(session, tenant_id, agent.slug, agent.name, agent.persona)
 
 
+async def build_dialogue(
+    settings: Settings, db: Database, clock: Clock, http: httpx.AsyncClient
+) -> tuple[DialogueManager, PaymentDesk]:
+    """The dialogue manager and the payment desk, wired both ways: the manager opens checkouts,
+    and payment outcomes arrive in the customer's conversation through the manager."""
+    local = settings.payments.local.webhook_secret
+    payments = PaymentDesk(
+        db=db,
+        settings=settings,
+        clock=clock,
+        http=http,
+        notify=unwired_notify,
+        local_secret=local.get_secret_value().encode() if local else await secrets.get_or_create(db, "payments_local"),
+    )
+    engine, fallback = build_engines(settings)
+    dialogue = DialogueManager(
+        db=db, settings=settings, clock=clock, engine=engine, fallback=fallback, payments=payments
+    )
+
+    async def notify(tenant_id: str, conversation_id: str, message: OutboundMessage) -> None:
+        await dialogue.push(tenant_id, conversation_id, message)
+
+    payments.set_notify(notify)
+    return dialogue, payments
+
+
+async def sweep_payments(payments: PaymentDesk, every_seconds: float = SWEEP_SECONDS) -> None:
+    """Lapsed holds released (and customers told), stuck webhooks and refunds retried. Each pass
+    claims rows in the database, so several workers doing it at once is safe."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await payments.expire_holds()
+            await payments.reconcile()
+        except Exception as exc:  # the database hiccuped: the next pass tries again
+            log.warning("payment sweep failed: %s", type(exc).__name__)
+
+
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
@@ -68,8 +110,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
         link_secret = (
             configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
         )
-        engine, fallback = build_engines(settings)
-        dialogue = DialogueManager(db=db, settings=settings, clock=clock, engine=engine, fallback=fallback)
+        payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
+        dialogue, payments = await build_dialogue(settings, db, clock, payments_http)
         app[CONTEXT] = AppContext(
             settings=settings,
             db=db,
@@ -79,21 +121,15 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             dialogue=dialogue,
             visitor_secret=await secrets.get_or_create(db, "web_visitors"),
         )
-        local_pay = settings.payments.local.webhook_secret
-        payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
-        app[payment_routes.PAYMENTS] = PaymentDesk(
-            db=db,
-            settings=settings,
-            clock=clock,
-            http=payments_http,
-            notify=unwired_notify,  # the dialogue manager replaces it with set_notify()
-            local_secret=local_pay.get_secret_value().encode()
-            if local_pay
-            else await secrets.get_or_create(db, "payments_local"),
-        )
+        app[payment_routes.PAYMENTS] = payments
+        sweeper = asyncio.create_task(sweep_payments(payments))
         yield
-        await app[payment_routes.PAYMENTS].drain()
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await payments.drain()
         await payments_http.aclose()
+        await dialogue.engine.aclose()
         await db.dispose()
 
     app.cleanup_ctx.append(lifecycle)

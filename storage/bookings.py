@@ -145,7 +145,9 @@ async def alternatives_near(
     start = max(now, wished - ALTERNATIVES_REACH)
     end = max(start + timedelta(minutes=1), wished + ALTERNATIVES_REACH)
     async with db.reading() as session:
-        sched = await schedules.load(session, tenant_id, service, start, end, exclude_appointment=exclude_appointment)
+        sched = await schedules.load(
+            session, tenant_id, service, start, end, exclude_appointment=exclude_appointment, now=now
+        )
     return nearest(sched.slots(start, end, now, staff), wished, count)
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.availability import find_slots
+from core.booking import Status
 from core.models import (
     Booked,
     BusinessRules,
@@ -65,7 +66,10 @@ async def load(
     end: datetime,
     *,
     exclude_appointment: str | None = None,
+    now: datetime | None = None,
 ) -> Schedule:
+    """Everything the slot engine needs for one service between ``start`` and ``end``. With ``now``,
+    unpaid holds that lapsed before it no longer block (the sweep releases them soon after)."""
     business = await business_by_id(session, tenant_id)
     service = await service_row(session, tenant_id, service_slug)
     rules = service_spec(service).to_rules()
@@ -124,6 +128,19 @@ async def load(
             )
         )
         own = {allocation_id: 1 for allocation_id in links}
+    if now is not None:
+        lapsed = await session.execute(
+            select(t.AppointmentAllocation.allocation_id, func.count())
+            .join(t.Appointment, t.Appointment.id == t.AppointmentAllocation.appointment_id)
+            .where(
+                t.Appointment.tenant_id == tenant_id,
+                t.Appointment.status == Status.PENDING_PAYMENT.value,
+                t.Appointment.hold_expires_at <= now,
+            )
+            .group_by(t.AppointmentAllocation.allocation_id)
+        )
+        for allocation_id, count in lapsed.all():
+            own[allocation_id] = own.get(allocation_id, 0) + int(count)
     booked = []
     for a in await session.scalars(query):
         seats = a.seats_taken - own.get(a.id, 0)

@@ -30,6 +30,7 @@ from bot.dialogue.desk import BookingView, Desk, Offer, ServiceView
 from bot.dialogue.engine import Turn
 from bot.dialogue.show import minutes_text, when_text
 from bot.money import format_money
+from core.booking import Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, SlotTaken
 
 log = logging.getLogger(__name__)
@@ -392,6 +393,19 @@ class Toolbox:
         locale = self.desk.party.locale
         if args.get("ref"):
             booking = await self.desk.find_mine(args["ref"])
+            if booking.status is Status.PENDING_PAYMENT:
+                await self.desk.payment_link(booking.ref)
+                return _ok(
+                    {
+                        "booking": self._booking_view(booking),
+                        "done": (
+                            "the payment link is sent automatically right after your reply; "
+                            "do not write a link or amount"
+                        ),
+                    }
+                )
+            if self.desk.payments is not None:
+                return _ok({"booking": self._booking_view(booking), "note": "nothing is due for this booking"})
             return _ok(
                 {
                     "booking": self._booking_view(booking),
@@ -436,6 +450,17 @@ class Toolbox:
                     offers=[self._offer_view(o) for o in alternatives],
                 )
             self.executed.append("book")
+            if booked.status is Status.PENDING_PAYMENT:
+                return _ok(
+                    {
+                        "held": self._booking_view(booked),
+                        "tell_the_customer": (
+                            f"the slot is held for {self.desk.hold_minutes} minutes until paid; a payment link with "
+                            "the amount is sent automatically right after your reply; "
+                            "do not write a link or an amount yourself"
+                        ),
+                    }
+                )
             return _ok({"booked": self._booking_view(booked), "tell_the_customer": "the booking is confirmed"})
         missing = self.desk.missing_details()
         if missing:

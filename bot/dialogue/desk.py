@@ -13,16 +13,19 @@ phone number is not proof of identity, so only bookings made in this conversatio
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.dialogue import catalogue
+from channels.base import OutboundMessage
 from core.booking import ACTIVE, Appointment, Status
-from core.errors import InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
 from core.models import Slot
 from core.phones import normalize_phone, region_of
 from core.timezones import day_bounds
@@ -31,6 +34,8 @@ from storage import schedule as schedules
 from storage import tables as t
 from storage.catalog import BusinessInfo
 from storage.engine import Database
+
+log = logging.getLogger(__name__)
 
 PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 MAX_OFFERS = 6
@@ -44,6 +49,28 @@ WEEK = (
     "sat",
     "sun",
 )  # how far ahead "the next free slots" looks when no day is given
+
+
+class Linked(Protocol):
+    @property
+    def message(self) -> OutboundMessage: ...
+
+
+class Previewed(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+class Payments(Protocol):
+    """The payment desk as the dialogue uses it (``bot.payments.service.PaymentDesk``)."""
+
+    async def open(
+        self, tenant_id: str, appointment_id: str, *, conversation_id: str | None, locale: str
+    ) -> Linked: ...
+
+    async def refund_preview(self, tenant_id: str, appointment_id: str, now: datetime, locale: str) -> Previewed: ...
+
+    async def after_cancel(self, tenant_id: str, appointment_id: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +161,7 @@ class Outcomes:
     completed: list[str] = field(default_factory=list)  # "booked", "cancelled", "rescheduled"
     bookings: list[BookingView] = field(default_factory=list)
     escalated: str | None = None
+    messages: list[OutboundMessage] = field(default_factory=list)  # built by code: payment links
 
 
 def ref_of(appointment_id: str) -> str:
@@ -148,8 +176,13 @@ class Desk:
         business: BusinessInfo,
         state: dict[str, Any],
         clock: Callable[[], datetime],
+        *,
+        payments: Payments | None = None,
+        hold_minutes: int = 15,
     ) -> None:
         self.db = db
+        self.payments = payments  # None: prices are paid on the day
+        self.hold_minutes = hold_minutes
         self.party = party
         self.business = business
         self.state = state  # the conversation's persisted state; offers and "mine" live here
@@ -259,7 +292,7 @@ class Desk:
         last = min(last, first + timedelta(days=62))
         start, end = day_bounds(first, last, self.zone)
         async with self.db.reading() as session:
-            sched = await schedules.load(session, self.party.tenant_id, service, start, end)
+            sched = await schedules.load(session, self.party.tenant_id, service, start, end, now=now)
         slots = sched.slots(start, end, now, staff)
         slots = [s for s in slots if _within(s, self.zone, after, before)]
         return self._offer(service, _closest(slots, near, limit), staff)
@@ -322,6 +355,7 @@ class Desk:
         if missing:
             raise InvalidInput(f"still need the customer's {' and '.join(missing)}")
         known = self.details()
+        priced = (await self.service(offer.service)).price > 0
         req = bookings.NewBooking(
             service=offer.service,
             start=offer.start,
@@ -330,6 +364,7 @@ class Desk:
             staff=offer.staff,
             idempotency_key=f"conv:{self.party.conversation_id}:{key}",
             actor=f"chat:{self.party.channel}",
+            hold_minutes=self.hold_minutes if priced and self.payments is not None else None,
         )
         outcome = await bookings.create(self.db, self.party.tenant_id, req, self.clock())
         view = await self._view(outcome.appointment)
@@ -337,7 +372,40 @@ class Desk:
         self.state.pop("offers", None)
         self.outcomes.completed.append("booked")
         self.outcomes.bookings.append(view)
+        if view.status is Status.PENDING_PAYMENT:
+            await self.send_payment_link(view)
         return view
+
+    async def payment_link(self, ref: str) -> BookingView:
+        """(Re)send the payment link of one of the sender's bookings that still awaits payment."""
+        target = await self.find_mine(ref)
+        if target.status is not Status.PENDING_PAYMENT:
+            raise InvalidInput("that booking has nothing to pay in chat")
+        await self.send_payment_link(target)
+        return target
+
+    async def send_payment_link(self, view: BookingView) -> None:
+        """The link message is built by the payment desk from the booking's own amount, never by an engine."""
+        if self.payments is None:
+            return
+        try:
+            checkout = await self.payments.open(
+                self.party.tenant_id, view.id, conversation_id=self.party.conversation_id, locale=self.party.locale
+            )
+        except FrontdeskError:
+            raise
+        except Exception as exc:  # the provider is down: the hold stands, the customer can ask again
+            log.warning("payment link failed: %s", type(exc).__name__)
+            self.outcomes.messages.append(OutboundMessage(catalogue.text("pay.link_failed", self.party.locale)))
+            return
+        self.outcomes.messages.append(checkout.message)
+
+    async def cancellation_terms(self, view: BookingView) -> str | None:
+        """What cancelling now means for money, in one line, when the booking involves a payment."""
+        if self.payments is None or not view.price:
+            return None
+        preview = await self.payments.refund_preview(self.party.tenant_id, view.id, self.clock(), self.party.locale)
+        return preview.text
 
     async def my_bookings(self, *, upcoming: bool = True) -> list[BookingView]:
         customer_id = self.state.get("customer_id") or self.party.customer_id
@@ -378,6 +446,8 @@ class Desk:
         if outcome.changed:
             self.outcomes.completed.append("cancelled")
             self.outcomes.bookings.append(view)
+            if self.payments is not None and view.price:
+                await self.payments.after_cancel(self.party.tenant_id, view.id)
         return view
 
     async def reschedule(self, ref: str, offer_id: str) -> BookingView:
@@ -413,7 +483,7 @@ class Desk:
         start, end = day_bounds(first, last, self.zone)
         async with self.db.reading() as session:
             sched = await schedules.load(
-                session, self.party.tenant_id, target.service, start, end, exclude_appointment=target.id
+                session, self.party.tenant_id, target.service, start, end, exclude_appointment=target.id, now=now
             )
         slots = [
             s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, None)

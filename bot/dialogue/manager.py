@@ -30,11 +30,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogue import catalogue
-from bot.dialogue.desk import Desk, Party
+from bot.dialogue.desk import Desk, Party, Payments
 from bot.dialogue.engine import Engine, Turn
 from bot.dialogue.replies import main_menu
 from bot.settings import Settings
 from channels.base import Option, OutboundMessage
+from core.booking import Status
 from core.errors import InvalidInput, NotFound
 from core.timezones import canonical_zone_name
 from storage import tables as t
@@ -107,12 +108,14 @@ class DialogueManager:
         clock: Callable[[], datetime],
         engine: Engine,
         fallback: Engine | None = None,
+        payments: Payments | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.engine = engine
         self.fallback = fallback  # answers when the main engine is over budget or down (rules behind claude)
+        self.payments = payments  # None: prices are paid on the day
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self._listeners: dict[str, set[Listener]] = {}
 
@@ -183,7 +186,15 @@ class DialogueManager:
                 replies = early
                 desk = None
             else:
-                desk = Desk(self.db, party, business, state, self.clock)
+                desk = Desk(
+                    self.db,
+                    party,
+                    business,
+                    state,
+                    self.clock,
+                    payments=self.payments,
+                    hold_minutes=self.settings.payments.hold_minutes,
+                )
                 turn = Turn(text, incoming.choice, now, inbound.seq, first, history)
                 replies = await self._answer(turn, desk, state)
             async with self.db.writing() as session:
@@ -257,14 +268,15 @@ class DialogueManager:
                 replies = await self.engine.respond(turn, desk)
         except Exception as exc:  # any failure of an engine ends in a helpful reply, never silence
             log.warning("engine %s failed on a turn: %s", self.engine.name, type(exc).__name__)
-            if self.fallback is None:
-                return [OutboundMessage(catalogue.text("engine.failed", locale), main_menu(locale))]
-            try:
-                replies = await self.fallback.respond(turn, desk)
-            except Exception as inner:
-                log.exception("fallback engine failed too", exc_info=inner)
-                return [OutboundMessage(catalogue.text("engine.failed", locale), main_menu(locale))]
-        if desk.outcomes.completed and not state.get("rated") and not desk.outcomes.escalated:
+            replies = [OutboundMessage(catalogue.text("engine.failed", locale), main_menu(locale))]
+            if self.fallback is not None:
+                try:
+                    replies = await self.fallback.respond(turn, desk)
+                except Exception as inner:
+                    log.exception("fallback engine failed too", exc_info=inner)
+        replies.extend(desk.outcomes.messages)  # payment links: whatever the engine said, they go out
+        awaiting_payment = any(b.status is Status.PENDING_PAYMENT for b in desk.outcomes.bookings)
+        if desk.outcomes.completed and not state.get("rated") and not desk.outcomes.escalated and not awaiting_payment:
             state["awaiting_rating"] = True
             state["rated"] = True
             replies.append(

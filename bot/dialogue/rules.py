@@ -25,6 +25,7 @@ from bot.dialogue.replies import main_menu, yes_no
 from bot.dialogue.show import day_text, minutes_text, time_text, when_text
 from bot.money import format_money
 from channels.base import Option, OutboundMessage
+from core.booking import Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
 
 PARTS = {"morning": (time(0), time(12)), "afternoon": (time(12), time(17)), "evening": (time(17), time(23, 59))}
@@ -480,8 +481,11 @@ class Conversation:
             return
         self._finish()
         params = self._view_params(booked)
+        if booked.status is Status.PENDING_PAYMENT:
+            self.reply.say("booked.held", **params)  # the payment link follows, from the payment desk
+            return
         self.reply.say("booked", **params)
-        if booked.price:
+        if booked.price and self.desk.payments is None:
             self.reply.say("pay.how", amount=params["price"])
 
     # ----- cancel and reschedule -------------------------------------------------------------
@@ -519,7 +523,7 @@ class Conversation:
                 **self._view_params(target),
             )
             return
-        policy = catalogue.text("cancel.policy_free", self.locale)
+        policy = await self.desk.cancellation_terms(target) or catalogue.text("cancel.policy_free", self.locale)
         self._ask(
             "confirm_cancel", "ask.confirm_cancel", yes_no(self.locale), policy=policy, **self._view_params(target)
         )
@@ -663,7 +667,12 @@ class Conversation:
 
     async def _pay_info(self) -> None:
         mine = [b for b in await self.desk.my_bookings() if b.price]
-        if not mine:
+        due = [b for b in mine if b.status is Status.PENDING_PAYMENT]
+        if due:
+            for b in due:
+                await self.desk.payment_link(b.ref)
+            return
+        if not mine or self.desk.payments is not None:
             self.reply.say("pay.nothing_due", main_menu(self.locale))
             return
         for b in mine:

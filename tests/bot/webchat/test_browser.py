@@ -120,17 +120,30 @@ async def test_book_by_clicking_then_reload_and_embed(
             await expect(last_bot_message(page)).to_contain_text("phone number")
             await page.locator("#chat-input").fill("+44 7700 900123")
             await page.locator("#chat-input").press("Enter")
-            confirmation = log.locator("li.msg-out", has_text="You're booked!")
-            await expect(confirmation).to_be_visible()
+            held = log.locator("li.msg-out", has_text="holding the Check-up")
+            await expect(held).to_be_visible()
             await expect(page.locator("#chat-typing")).to_be_hidden()
 
             async with app[CONTEXT].db.reading() as session:
                 rows = list(await session.scalars(select(t.Appointment)))
             assert len(rows) == 1
             reference = rows[0].id.replace("-", "")[:6].upper()
-            assert rows[0].status == "scheduled"
-            await expect(confirmation).to_contain_text(f"Your reference is {reference}")
-            await expect(confirmation).to_contain_text("Tue 3 Mar, 9:00 AM")
+            assert rows[0].status == "pending_payment"
+            await expect(held).to_contain_text(f"(ref {reference})")
+            await expect(held).to_contain_text("Tue 3 Mar, 9:00 AM")
+
+            # pay on the built-in checkout in another tab; the confirmation arrives in the open chat
+            pay_link = log.get_by_role("link", name="Pay €50.00")
+            href = await pay_link.get_attribute("href")
+            assert href is not None and href.startswith("http://localhost:8080/pay/")
+            checkout = await context.new_page()
+            await checkout.goto(base + href.removeprefix("http://localhost:8080"))
+            await checkout.get_by_role("button", name="Pay €50.00").click()
+            confirmation = log.locator("li.msg-out", has_text="Payment of €50.00 received")
+            await expect(confirmation).to_be_visible()
+            await checkout.close()
+            async with app[CONTEXT].db.reading() as session:
+                assert (await session.get(t.Appointment, rows[0].id)).status == "scheduled"  # type: ignore[union-attr]
 
             await page.locator("#chat-input").fill("<b>x</b>")
             await page.locator("#chat-input").press("Enter")
@@ -143,7 +156,7 @@ async def test_book_by_clicking_then_reload_and_embed(
             await page.reload()
             await expect(page.locator("#chat-status")).to_have_text("Online")
             await expect(log.locator("li[data-seq]")).to_have_count(count)
-            await expect(log.locator("li.msg-out", has_text=f"Your reference is {reference}")).to_be_visible()
+            await expect(log.locator("li.msg-out", has_text=f"(ref {reference})")).to_be_visible()
             seqs = [
                 int(s) for s in await log.locator("li[data-seq]").evaluate_all("els => els.map(e => e.dataset.seq)")
             ]

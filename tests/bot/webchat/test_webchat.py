@@ -197,7 +197,8 @@ async def test_booking_over_the_socket_in_the_visitors_zone(client: TestClient) 
     frames = await tab.tap(frames, "Yes")
     frames = await tab.say("Ravi Kumar")
     frames = await tab.say("+44 7700 900123")
-    assert any("You're booked!" in f["text"] for f in frames)
+    assert any("holding the Check-up" in f["text"] and "JST" in f["text"] for f in frames)  # paid: held until paid
+    assert any((f.get("link") or {}).get("label") == "Pay €50.00" for f in frames)
     await tab.ws.close()
 
 

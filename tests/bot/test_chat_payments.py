@@ -1,0 +1,136 @@
+"""Paying in the chat: a priced service is held, the link comes from the payment desk, the built-in
+checkout's result travels through the signed webhook path, and the customer hears about it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.app import create_app
+from bot.context import CONTEXT
+from bot.dialogue.manager import Incoming
+from bot.payments.routes import PAYMENTS
+from storage import tables as t
+from tests.bot.test_cli import demo_config
+from tests.conftest import FrozenClock
+
+LINK = re.compile(r"http://localhost:8080(/pay/[^\s\"']+)")
+
+
+async def say(client: TestClient, text: str, choice: str | None = None) -> list[Any]:
+    result = await client.app[CONTEXT].dialogue.handle(Incoming("acme-bot", "web", "v1", text=text, choice=choice))
+    return [r.message for r in result.replies]
+
+
+async def test_held_booking_paid_through_the_local_checkout(client: TestClient, clock: FrozenClock) -> None:
+    await say(client, "book a check-up with Ann tomorrow at 10am")
+    await say(client, "yes")
+    await say(client, "Ravi Kumar")
+    replies = await say(client, "+447700900123")
+    texts = [r.text for r in replies]
+    assert any("holding the Check-up" in x and "€50.00" in x for x in texts), texts
+    link = next(r.link for r in replies if r.link is not None)
+    assert link.label == "Pay €50.00"
+    assert not any("Rate this conversation" in x for x in texts), "the rating waits until the task is done"
+    ctx = client.app[CONTEXT]
+    async with ctx.db.reading() as session:
+        [appt] = list(await session.scalars(select(t.Appointment)))
+    assert (appt.status, appt.price) == ("pending_payment", 5000)
+
+    path = LINK.search(link.url)
+    assert path is not None
+    page = await client.get(path.group(1))
+    assert page.status == 200 and "€50.00" in await page.text()
+    paid = await client.post(path.group(1), data={"action": "pay"})
+    assert paid.status in (200, 303)
+    await client.app[PAYMENTS].drain()
+    async with ctx.db.reading() as session:
+        appt2 = await session.get(t.Appointment, appt.id)
+        purchase = await session.scalar(select(t.Purchase))
+    assert appt2 is not None and appt2.status == "scheduled"
+    assert purchase is not None and (purchase.status, purchase.amount) == ("completed", 5000)
+    conversation_id = await ctx.dialogue.conversation_for("acme-bot", "web", "v1")
+    assert conversation_id is not None
+    last = (await ctx.dialogue.messages(conversation_id))[-1]
+    assert "Payment of €50.00 received" in last.text
+
+
+async def test_asking_to_pay_resends_the_link_and_a_lapsed_hold_frees_the_slot(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    await say(client, "book a check-up with Ann tomorrow at 10am")
+    await say(client, "yes")
+    await say(client, "Ravi Kumar")
+    await say(client, "+447700900123")
+    again = await say(client, "how do I pay?")
+    assert any(r.link is not None and r.link.label == "Pay €50.00" for r in again)
+
+    api_slots = await client.app[CONTEXT].dialogue.handle(
+        Incoming("acme-bot", "web", "v2", text="check-up with Ann tomorrow at 10am")
+    )
+    assert "isn't free" in "\n".join(r.text for r in api_slots.replies)
+    clock.advance(minutes=16)  # the 15-minute hold lapses; no sweep has run yet
+    later = await client.app[CONTEXT].dialogue.handle(
+        Incoming("acme-bot", "web", "v3", text="check-up with Ann tomorrow at 10am")
+    )
+    assert "Shall I book the Check-up with Ann on Tue 3 Mar, 10:00 AM?" in "\n".join(r.text for r in later.replies)
+    released = await client.app[PAYMENTS].expire_holds()
+    assert released == 1
+    conversation_id = await client.app[CONTEXT].dialogue.conversation_for("acme-bot", "web", "v1")
+    assert conversation_id is not None
+    last = (await client.app[CONTEXT].dialogue.messages(conversation_id))[-1]
+    assert "payment didn't arrive in time" in last.text
+
+
+async def test_a_paid_booking_through_frontdesk_chat_with_the_local_provider(
+    tmp_path: Path, aiohttp_client: Any
+) -> None:
+    config = demo_config(tmp_path)
+    script = "book a consultation\n1\nnext monday at 11am\nyes\nAsha Test\n+91 98450 12345\n"
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    first = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "chat", "--config", str(config)],
+        cwd=tmp_path,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert first.returncode == 0, first.stderr
+    found = LINK.search(first.stdout)
+    assert found is not None, first.stdout
+    assert "Pay ₹800.00" in first.stdout
+
+    from bot.settings import load_settings
+
+    server = await aiohttp_client(create_app(load_settings(config, env)))  # `frontdesk serve` on the same file
+    paid = await server.post(found.group(1), data={"action": "pay"})
+    assert paid.status in (200, 303)
+    await server.app[PAYMENTS].drain()
+
+    second = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot.cli", "chat", "--config", str(config)],
+        cwd=tmp_path,
+        input="my bookings\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "Payment of ₹800.00 received" in second.stdout
+    assert "Your upcoming bookings:\n• General consultation" in second.stdout
+    rows = sqlite3.connect(tmp_path / "demo.db").execute("select status, price from appointments").fetchall()
+    assert rows == [("scheduled", 80000)]
