@@ -112,8 +112,16 @@ def _next_seq(row: t.Purchase) -> int:
     return row.event_seq
 
 
-def note(session: AsyncSession, row: t.Purchase, now: datetime, kind: str, source: str, **details: Any) -> None:
-    """A step in the purchase's history that does not change its status."""
+def _add_event(
+    session: AsyncSession,
+    row: t.Purchase,
+    now: datetime,
+    kind: str,
+    source: str,
+    from_status: str,
+    to_status: str,
+    details: dict[str, Any],
+) -> None:
     session.add(
         t.PurchaseEvent(
             tenant_id=row.tenant_id,
@@ -121,12 +129,17 @@ def note(session: AsyncSession, row: t.Purchase, now: datetime, kind: str, sourc
             seq=_next_seq(row),
             at=now,
             kind=kind,
-            from_status=row.status,
-            to_status=row.status,
+            from_status=from_status,
+            to_status=to_status,
             source=source,
             details=details,
         )
     )
+
+
+def note(session: AsyncSession, row: t.Purchase, now: datetime, kind: str, source: str, **details: Any) -> None:
+    """A step in the purchase's history that does not change its status."""
+    _add_event(session, row, now, kind, source, row.status, row.status, details)
 
 
 def move(
@@ -141,19 +154,7 @@ def move(
     """One forward step of the state machine, with its history row."""
     current = PurchaseStatus(row.status)
     ensure_move(current, target)
-    session.add(
-        t.PurchaseEvent(
-            tenant_id=row.tenant_id,
-            purchase_id=row.id,
-            seq=_next_seq(row),
-            at=now,
-            kind=kind,
-            from_status=current.value,
-            to_status=target.value,
-            source=source,
-            details=details,
-        )
-    )
+    _add_event(session, row, now, kind, source, current.value, target.value, details)
     row.status, row.updated_at = target.value, now
     if target is PurchaseStatus.COMPLETED:
         row.completed_at = now

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+import httpx
+
 from core.errors import Forbidden, MalformedRequest, ServiceUnavailable, Unauthorized
 from core.payments import PurchaseStatus
 
@@ -216,3 +218,25 @@ def text_or_none(value: Any) -> str | None:
 
 def int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def request_json(
+    http: httpx.AsyncClient, provider: str, method: str, url: str, *, reason: tuple[str, ...], **kwargs: Any
+) -> dict[str, Any]:
+    """One provider API call: a JSON object back, or ProviderError (unreachable, 4xx/5xx, not JSON)
+    carrying the status and the provider's own reason found at ``reason`` in the error body."""
+    try:
+        resp = await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ProviderError(f"{provider} is unreachable ({type(exc).__name__})") from None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code >= 400 or not isinstance(body, dict):
+        raise ProviderError(
+            f"{provider} answered {resp.status_code}",
+            provider_status=resp.status_code,
+            _reason=text_or_none(dig(body, *reason)),
+        )
+    return body

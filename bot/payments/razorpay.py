@@ -30,6 +30,7 @@ from bot.payments import (
     hmac_hex,
     int_or_none,
     load_json,
+    request_json,
     text_or_none,
 )
 from bot.settings import RazorpaySettings
@@ -220,23 +221,16 @@ class RazorpayProvider:
     ) -> dict[str, Any]:
         if not self._key_id or not self._key_secret:
             raise ProviderError("razorpay is not configured (payments.razorpay.key_id/key_secret)")
-        try:
-            resp = await self._http.request(
-                method, self._base + path, json=json, params=params, auth=(self._key_id, self._key_secret)
-            )
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"razorpay is unreachable ({type(exc).__name__})") from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400 or not isinstance(body, dict):
-            raise ProviderError(
-                f"razorpay answered {resp.status_code}",
-                provider_status=resp.status_code,
-                _reason=text_or_none(dig(body, "error", "description")),
-            )
-        return body
+        return await request_json(
+            self._http,
+            "razorpay",
+            method,
+            self._base + path,
+            reason=("error", "description"),
+            json=json,
+            params=params,
+            auth=(self._key_id, self._key_secret),
+        )
 
 
 def _refund_result(refund: dict[str, Any]) -> RefundResult:

@@ -26,6 +26,7 @@ from bot.payments import (
     dig,
     int_or_none,
     load_json,
+    request_json,
     text_or_none,
 )
 from bot.settings import StripeSettings
@@ -237,21 +238,16 @@ class StripeProvider:
         headers = {"Authorization": f"Bearer {self._secret_key}"}
         if key is not None:
             headers["Idempotency-Key"] = key
-        try:
-            resp = await self._http.request(method, self._base + path, data=data, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"stripe is unreachable ({type(exc).__name__})") from None
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400 or not isinstance(body, dict):
-            raise ProviderError(
-                f"stripe answered {resp.status_code}",
-                provider_status=resp.status_code,
-                _reason=text_or_none(dig(body, "error", "message")),
-            )
-        return body
+        return await request_json(
+            self._http,
+            "stripe",
+            method,
+            self._base + path,
+            reason=("error", "message"),
+            data=data,
+            params=params,
+            headers=headers,
+        )
 
 
 def _id(value: Any) -> str | None:
