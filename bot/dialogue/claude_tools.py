@@ -491,7 +491,9 @@ class Toolbox:
             return _ok({"cancelled": self._booking_view(cancelled)})
         svc = await self.desk.service(target.service)
         self._check_notice(target, svc.cancel_notice_hours, "cancelled")
-        proposal = {"cancel": self._booking_view(target), "policy": catalogue.text("cancel.policy_free")}
+        terms = await self.desk.cancellation_terms(target)
+        policy = terms or catalogue.text("cancel.policy_free", self.desk.party.locale)
+        proposal = {"cancel": self._booking_view(target), "policy": policy, "tell_the_customer_before_confirming": True}
         return self._propose("cancel_booking", {"ref": ref}, proposal)
 
     async def _reschedule_booking(self, args: dict[str, str]) -> ToolResult:
