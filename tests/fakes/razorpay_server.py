@@ -21,6 +21,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.provider import Fault, LoopbackProvider
+
 
 @dataclass
 class Recorded:
@@ -32,7 +34,7 @@ class Recorded:
 
 
 @dataclass
-class FakeRazorpay:
+class FakeRazorpay(LoopbackProvider):
     clock: Callable[[], datetime]
     key_id: str = "rzp_test_frontdesk"
     key_secret: str = "rzp_key_secret"
@@ -42,11 +44,10 @@ class FakeRazorpay:
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
-    faults: list[list[Any]] = field(default_factory=list)  # [path_prefix, status, times, after]
+    faults: list[Fault] = field(default_factory=list)
     _server: TestServer | None = None
 
-    async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/payment_links", self._create_link)
         app.router.add_get("/v1/payment_links", self._list_links)
         app.router.add_get("/v1/payment_links/{id}", self._get_link)
@@ -54,39 +55,20 @@ class FakeRazorpay:
         app.router.add_get("/v1/payments/{id}", self._get_payment)
         app.router.add_get("/v1/payments/{id}/refunds", self._list_refunds)
         app.router.add_post("/v1/payments/{id}/refund", self._refund)
-        self._server = TestServer(app, host="127.0.0.1")
-        await self._server.start_server()
-        return str(self._server.make_url("")).rstrip("/")
-
-    async def close(self) -> None:
-        if self._server is not None:
-            await self._server.close()
-
-    def fail(self, path_prefix: str, status: int = 500, times: int = 1, *, after: bool = False) -> None:
-        """The next ``times`` requests under ``path_prefix`` answer ``status``: before doing anything,
-        or (``after``) once the work is done."""
-        self.faults.append([path_prefix, status, times, after])
-
-    def calls(self, method: str, path_prefix: str) -> list[Recorded]:
-        return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         raw = await request.read()
         body = json.loads(raw) if raw else {}
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), body, dict(request.query)))
-        late = None
-        for fault in self.faults:
-            if fault[2] > 0 and request.path.startswith(fault[0]):
-                fault[2] -= 1
-                if not fault[3]:
-                    return _error(fault[1], "SERVER_ERROR", "injected fault")
-                late = fault[1]
+        early, late = self.faults_for(request.path)
+        if early is not None:
+            return _error(early.status, "SERVER_ERROR", "injected fault")
         expected = "Basic " + base64.b64encode(f"{self.key_id}:{self.key_secret}".encode()).decode()
         if request.headers.get("Authorization") != expected:
             return _error(401, "BAD_REQUEST_ERROR", "The api key provided is invalid")
         response = await handler(request)
-        return _error(late, "SERVER_ERROR", "injected fault") if late else response
+        return _error(late.status, "SERVER_ERROR", "injected fault") if late else response
 
     # ----------------------------------------------------------------------- API
 

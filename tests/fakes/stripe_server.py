@@ -20,6 +20,8 @@ import stripe
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.fakes.provider import Fault, LoopbackProvider
+
 
 @dataclass
 class Recorded:
@@ -28,14 +30,6 @@ class Recorded:
     headers: dict[str, str]
     form: dict[str, str]
     query: dict[str, str]
-
-
-@dataclass
-class Fault:
-    path_prefix: str
-    status: int
-    times: int
-    after: bool = False  # do the work, then lose the answer (the client sees only ``status``)
 
 
 def unflatten(flat: dict[str, str]) -> dict[str, Any]:
@@ -64,7 +58,7 @@ def unflatten(flat: dict[str, str]) -> dict[str, Any]:
 
 
 @dataclass
-class FakeStripe:
+class FakeStripe(LoopbackProvider):
     clock: Callable[[], datetime]
     secret_key: str = "sk_test_frontdesk"
     webhook_secret: str = "whsec_frontdesk_test"
@@ -80,39 +74,19 @@ class FakeStripe:
 
     # ----------------------------------------------------------------------- server
 
-    async def start(self) -> str:
-        app = web.Application(middlewares=[self._middleware])
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/checkout/sessions", self._create_session)
         app.router.add_get("/v1/checkout/sessions/{id}", self._get_session)
         app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire_session)
         app.router.add_post("/v1/refunds", self._create_refund)
-        self._server = TestServer(app, host="127.0.0.1")
-        await self._server.start_server()
-        return str(self._server.make_url("")).rstrip("/")
-
-    async def close(self) -> None:
-        if self._server is not None:
-            await self._server.close()
-
-    def fail(self, path_prefix: str, status: int = 500, times: int = 1, *, after: bool = False) -> None:
-        """The next ``times`` requests under ``path_prefix`` answer ``status``: before doing anything,
-        or (``after``) once the work is done and saved under its idempotency key."""
-        self.faults.append(Fault(path_prefix, status, times, after))
-
-    def calls(self, method: str, path_prefix: str) -> list[Recorded]:
-        return [r for r in self.requests if r.method == method and r.path.startswith(path_prefix)]
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         form = {k: str(v) for k, v in (await request.post()).items()} if request.method == "POST" else {}
         self.requests.append(Recorded(request.method, request.path, dict(request.headers), form, dict(request.query)))
-        late = None
-        for fault in self.faults:
-            if fault.times > 0 and request.path.startswith(fault.path_prefix):
-                fault.times -= 1
-                if not fault.after:
-                    return _error(fault.status, "api_error", "injected fault")
-                late = fault
+        early, late = self.faults_for(request.path)
+        if early is not None:
+            return _error(early.status, "api_error", "injected fault")
         if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
             return _error(401, "invalid_request_error", "Invalid API Key provided")
         response = await self._idempotent_call(request, handler, form)
