@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-EventKind = Literal["text", "choice", "status", "ignored"]
+EventKind = Literal["text", "choice", "status", "unsupported", "ignored"]
+# text: the customer wrote; choice: tapped a quick reply/button/list row/postback (``choice`` = Option.id);
+# status: a delivery receipt for one of our messages (``provider_message_id`` = our message's id,
+# ``status`` = sent | delivered | read | failed); unsupported: media, stickers, locations... (the
+# customer gets a polite "text only" answer); ignored: echoes, reactions, edits, unknown fields.
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +35,21 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class Template:
+    """A pre-approved template (WhatsApp) for messages sent outside the customer service window;
+    channels without templates send ``OutboundMessage.text`` instead."""
+
+    name: str
+    language: str = "en"
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundMessage:
     text: str
     options: tuple[Option, ...] = ()
     link: Link | None = None
+    template: Template | None = None
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {}
@@ -42,13 +57,21 @@ class OutboundMessage:
             payload["options"] = [{"id": o.id, "label": o.label, "description": o.description} for o in self.options]
         if self.link:
             payload["link"] = {"url": self.link.url, "label": self.link.label}
+        if self.template:
+            payload["template"] = {
+                "name": self.template.name,
+                "language": self.template.language,
+                "parameters": list(self.template.parameters),
+            }
         return payload
 
     @classmethod
     def from_payload(cls, text: str, payload: Mapping[str, Any]) -> OutboundMessage:
         options = tuple(Option(o["id"], o["label"], o.get("description", "")) for o in payload.get("options", ()))
         link = payload.get("link")
-        return cls(text, options, Link(link["url"], link["label"]) if link else None)
+        tpl = payload.get("template")
+        template = Template(tpl["name"], tpl.get("language", "en"), tuple(tpl.get("parameters", ()))) if tpl else None
+        return cls(text, options, Link(link["url"], link["label"]) if link else None, template)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +89,10 @@ class InboundEvent:
     sender_name: str | None = None
     sent_at: datetime | None = None
     status: str | None = None  # delivery status events: sent | delivered | read | failed
+    order: int = 0  # the provider's ordering hint within one sender (Telegram update_id, Meta timestamp ms)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # extra keys the pipeline reads: "opt_out" (sms: "stop" | "start" | "help", from Twilio's
+    # OptOutType), "callback_query_id" (telegram), "error" (a failed status's provider error text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +104,37 @@ class Capabilities:
     links: bool = True  # can show a tappable link button
 
 
+class DeliveryError(Exception):
+    """A send that did not go through. ``permanent`` ones are never retried (blocked, invalid
+    recipient, outside WhatsApp's window without a template, other 4xx); transient ones (timeouts,
+    connection errors, 408/429/5xx) are retried by the outbox relay, not before ``retry_after``
+    seconds when the provider said so. ``reason`` is a short stable word for logs and the dashboard
+    (never a phone number or a message body)."""
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None, status: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.status = status
+
+
 class Channel(Protocol):
-    name: str
+    name: str  # whatsapp | messenger | instagram | sms | telegram
+    target: str  # what the provider addresses: phone_number_id, page id, IG account id, E.164 number, agent slug
     capabilities: Capabilities
 
     def verify(self, body: bytes, headers: Mapping[str, str], url: str) -> None:
-        """Raise ``Unauthorized``/``Forbidden`` unless the raw body is signed by the provider."""
+        """Raise ``Unauthorized`` (header missing) / ``Forbidden`` (wrong) unless the raw body is signed
+        by the provider. ``url`` is the public URL the provider called (Twilio signs it)."""
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
         """Every event in a (possibly batched) body; ``MalformedRequest`` when it cannot be read."""
 
-    async def send(self, recipient: str, message: OutboundMessage) -> str:
-        """Deliver one message; returns the provider's message id."""
+    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
+        """Deliver one message (split, rendered per capabilities); returns the provider's message id
+        (the last part's). Raises :class:`DeliveryError`. ``last_inbound_at`` is when the customer last
+        wrote (WhatsApp's 24-hour window)."""
+
+    async def acknowledge(self, event: InboundEvent) -> None:
+        """Provider-side housekeeping once an event is taken (Telegram: answerCallbackQuery); may no-op."""

@@ -309,6 +309,7 @@ class Conversation(Base):
     throttle_noticed: Mapped[bool] = mapped_column(Boolean, default=False)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     escalated_at: Mapped[datetime | None]
+    unreachable_at: Mapped[datetime | None]  # a send failed for good (blocked, invalid recipient)
     started_at: Mapped[datetime]
     last_inbound_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime]
@@ -320,7 +321,9 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq"),
+        UniqueConstraint("conversation_id", "key"),
         Index("ix_messages_tenant_created", "tenant_id", "created_at"),
+        Index("ix_messages_provider_message_id", "provider_message_id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
@@ -333,6 +336,7 @@ class Message(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default="received")
     response_ms: Mapped[int | None] = mapped_column(Integer)  # outbound: since the customer's message
+    key: Mapped[str | None] = mapped_column(String(255))  # idempotency: inbox:<id> in, <origin>:<id> pushed
     created_at: Mapped[datetime]
 
 
@@ -433,3 +437,79 @@ class WebhookEvent(Base):
     processed_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     outcome: Mapped[str | None] = mapped_column(String(64))
+
+
+class InboxItem(Base):
+    """A provider event, stored (deduplicated by the constraint) before the webhook is answered.
+
+    ``state``: received → processing (claimed by a worker until ``lease_until``) → done | ignored |
+    failed. A lapsed lease means the worker died: the row is claimed again.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "channel", "provider_message_id"),
+        Index("ix_inbox_pending", "state", "id"),
+        Index("ix_inbox_conversation", "agent_id", "channel", "sender", "state"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str] = mapped_column(String(255))
+    sender: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    event: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral InboundEvent's fields
+    order: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+
+
+class ConversationLease(Base):
+    """Who may run turns for one (agent, channel, sender) right now: one worker at a time, across
+    processes. Taken with a compare-and-set UPDATE; a lapsed lease can be taken over."""
+
+    __tablename__ = "conversation_leases"
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+
+class OutboxItem(Base):
+    """A message to deliver through a provider channel, written in the transaction that decided it.
+
+    ``state``: pending → sending (leased) → sent | dead; a transient failure puts it back to pending
+    with ``next_attempt_at`` (exponential backoff, full jitter); a permanent one makes it dead (shown
+    on the dashboard, replayable). ``idempotency_key`` is stable across retries.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_conversation", "conversation_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    message_id: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
