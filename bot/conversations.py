@@ -15,7 +15,7 @@ from sqlalchemy import select
 from bot.context import context
 from bot.http import json_response, query, read_model, tenant
 from channels.base import OutboundMessage
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from storage import tables as t
 
 routes = web.RouteTableDef()
@@ -83,6 +83,8 @@ async def reply(request: web.Request) -> web.Response:
     conv = await _own(request)
     body = await read_model(request, ReplyIn)
     stored = await context(request).dialogue.push(conv.tenant_id, conv.id, OutboundMessage(body.text), author="human")
+    if stored is None:
+        raise Conflict("the customer has opted out of messages", code="opted_out")
     return json_response(stored.to_json(), status=201)
 
 
