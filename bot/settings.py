@@ -63,10 +63,10 @@ class DialogueSettings(_Model):
 
 class InboxSettings(_Model):
     """The inbox worker: how many conversations one process runs at once, how long a claim lasts
-    (longer than a turn can take), how often other processes' rows are polled."""
+    before another process may take over a dead one's conversation, how often rows are polled."""
 
     concurrency: int = Field(default=8, ge=1)
-    lease_seconds: float = Field(default=120.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)  # renewed every third of it while a turn runs
     poll_seconds: float = Field(default=0.5, gt=0)
     max_attempts: int = Field(default=5, ge=1)  # a row that crashed this many turns is set aside (failed)
     stale_after_minutes: int = Field(default=60, ge=1)  # older events are stored and shown, not answered
