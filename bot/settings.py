@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from channels.registry import CONFIGS as CHANNEL_CONFIGS
+from channels.registry import config_errors
 from core.catalog import SLUG, BusinessSpec
 from core.errors import ConfigError
 
@@ -164,11 +166,36 @@ class LoggingSettings(_Model):
     json_format: bool = Field(default=False, alias="json")
 
 
+class KeyProblems(ValueError):
+    """Several keys under one model are wrong; ``_describe`` names each with its full path."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {problem}" for key, problem in problems))
+        self.problems = problems
+
+
 class AgentConfig(_Model):
     slug: str = Field(pattern=SLUG)
     name: str
     persona: str = ""
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _channels(self) -> AgentConfig:
+        """An unknown channel, or an enabled one without its secrets, stops the start."""
+        problems: list[tuple[str, str]] = []
+        for name, config in self.channels.items():
+            if name == "web":
+                continue
+            if name not in CHANNEL_CONFIGS:
+                problems.append((f"channels.{name}", f"unknown channel (known: {', '.join(CHANNEL_CONFIGS)}, web)"))
+                continue
+            for problem in config_errors(name, config):
+                key, _, text = problem.partition(": ")
+                problems.append((f"channels.{name}.{key}", text))
+        if problems:
+            raise KeyProblems(problems)
+        return self
 
 
 class BusinessConfig(BusinessSpec):
@@ -272,6 +299,9 @@ def _describe(exc: ValidationError, file: Path | None, unset: list[str]) -> str:
     lines = [f"invalid configuration{f' in {file}' if file else ''}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        hint = next((u for u in unset if u.split(" ")[0] == loc), None)
-        lines.append(f"  {loc}: {hint or err['msg']}")
+        error = (err.get("ctx") or {}).get("error")
+        located = [(f"{loc}.{k}" if loc else k, m) for k, m in error.problems] if isinstance(error, KeyProblems) else []
+        for where, message in located or [(loc, err["msg"])]:
+            hint = next((u for u in unset if re.sub(r"\[(\d+)\]", r".\1", u.split(" ")[0]) == where), None)
+            lines.append(f"  {where}: {hint or message}")
     return "\n".join(lines)
