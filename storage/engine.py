@@ -9,9 +9,10 @@ reads. PostgreSQL: the exclusion constraint is the arbiter; statement and lock t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -29,6 +30,9 @@ class Database:
     engine: AsyncEngine
     write: async_sessionmaker[AsyncSession]
     read: async_sessionmaker[AsyncSession]
+    # SQLite has one writer: in this process, writers queue here (cheap, fair) instead of spinning
+    # on the file lock against each other until busy_timeout. Other processes still meet the lock.
+    _writer: asyncio.Lock | None = field(default=None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -37,7 +41,11 @@ class Database:
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """One write transaction: commits on success, rolls back on any exception."""
-        async with self.write() as session, session.begin():
+        if self._writer is None:
+            async with self.write() as session, session.begin():
+                yield session
+            return
+        async with self._writer, self.write() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -73,6 +81,7 @@ def create_database(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_0
         engine=engine,
         write=async_sessionmaker(write_engine, expire_on_commit=False),
         read=async_sessionmaker(engine, expire_on_commit=False),
+        _writer=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
     )
 
 

@@ -1,0 +1,201 @@
+"""Webhook throughput: a bare aiohttp JSON handler against the whole frontdesk pipeline.
+
+Run from the repository root::
+
+    .venv/bin/python bench/pipeline.py [--messages 2000] [--senders 500] [--concurrency 32]
+
+One load generator drives both servers on loopback with the same signed WhatsApp text webhooks:
+
+(a) a bare aiohttp handler that reads the body and parses the JSON, nothing else;
+(b) ``frontdesk`` itself (real app factory, a SQLite file, the rules engine): verify → store in the
+    inbox → 200, while the inbox worker runs each turn and the outbox relay delivers the replies to
+    a fake Graph API on loopback.
+
+Throughput of (b) counts a message once its reply has been delivered (the clock stops when the
+inbox and the outbox are both empty), so it is end-to-end, not ack-only. It prints both rates, the
+ratio (goal ≥ 0.30), ack latency p50/p99 of both, and checks every message is durable (one inbox
+row and one stored message each, every reply delivered). Numbers are measured, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from aiohttp import web  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from bot.app import create_app  # noqa: E402
+from bot.context import CONTEXT  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from storage import tables as t  # noqa: E402
+from tests.conftest import demo_business  # noqa: E402
+from tests.fakes.graph_server import FakeGraph  # noqa: E402
+from tests.pipeline.conftest import PHONE_NUMBER_ID, WA_TOKEN, meta_signature, wa_text, whatsapp_channel  # noqa: E402
+
+QUESTIONS = ("what are your opening hours?", "hi", "how much is a check-up?", "where are you?", "thanks")
+
+
+def payloads(messages: int, senders: int) -> list[bytes]:
+    now = int(time.time())
+    bodies = []
+    for i in range(messages):
+        sender = f"+1415555{i % senders:04d}"
+        text = QUESTIONS[i % len(QUESTIONS)]
+        bodies.append(json.dumps(wa_text(f"wamid.bench.{i}", text, sender=sender, ts=now)).encode())
+    return bodies
+
+
+async def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[float, list[float]]:
+    """POST every body with ``concurrency`` workers; returns (seconds, ack latencies)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    latencies: list[float] = []
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)}
+            started = time.perf_counter()
+            async with http.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"webhook answered {resp.status}")
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def bare_app() -> web.Application:
+    async def handler(request: web.Request) -> web.Response:
+        json.loads(await request.read())
+        return web.Response(text="EVENT_RECEIVED")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/whatsapp", handler)
+    return app
+
+
+async def drained(app: web.Application, expected: int, limit_seconds: float) -> float:
+    """Seconds until every inbox row is finished and the outbox has nothing left to send."""
+    db = app[CONTEXT].db
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_seconds:
+        async with db.reading() as session:
+            open_inbox = await session.scalar(
+                select(func.count()).select_from(t.InboxItem).where(t.InboxItem.state.in_(("received", "processing")))
+            )
+            total = await session.scalar(select(func.count()).select_from(t.InboxItem))
+            open_outbox = await session.scalar(
+                select(func.count()).select_from(t.OutboxItem).where(t.OutboxItem.state.in_(("pending", "sending")))
+            )
+        if total == expected and not open_inbox and not open_outbox:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the pipeline did not drain in time")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def main(args: argparse.Namespace) -> int:
+    console = Console()
+    bodies = payloads(args.messages, args.senders)
+    graph = FakeGraph(whatsapp={PHONE_NUMBER_ID: WA_TOKEN})
+    await graph.start()
+
+    runner, url = await serve(await bare_app())
+    await load(f"{url}/webhooks/whatsapp", bodies[:200], args.concurrency)  # warm-up
+    bare_seconds, bare_latency = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
+    await runner.cleanup()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        business = demo_business()
+        business["agents"] = [
+            {"slug": "acme-bot", "name": "Ada", "channels": {"whatsapp": whatsapp_channel(graph.base_url)}}
+        ]
+        settings = Settings(
+            database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"},
+            dialogue={"engine": "rules", "rate_limit": {"burst": 1000, "per_minute": 1000}},
+            businesses=[business],
+            logging={"level": "WARNING"},
+        )
+        app = create_app(settings)
+        runner, url = await serve(app)
+        started = time.perf_counter()
+        ack_seconds, full_latency = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
+        await drained(app, len(bodies), limit_seconds=600)
+        full_seconds = time.perf_counter() - started
+        db = app[CONTEXT].db
+        async with db.reading() as session:
+            inbound = await session.scalar(
+                select(func.count()).select_from(t.Message).where(t.Message.direction == "in")
+            )
+            outbound = await session.scalar(
+                select(func.count()).select_from(t.Message).where(t.Message.direction == "out")
+            )
+            sent = await session.scalar(
+                select(func.count()).select_from(t.OutboxItem).where(t.OutboxItem.state == "sent")
+            )
+        await runner.cleanup()
+    await graph.close()
+
+    bare_rate = len(bodies) / bare_seconds
+    full_rate = len(bodies) / full_seconds
+    durable = inbound == len(bodies) and sent == outbound == len(graph.sent)
+    table = Table(title=f"{len(bodies)} signed WhatsApp webhooks, {args.senders} senders, {args.concurrency} in flight")
+    for column in ("server", "messages/s", "ack p50 ms", "ack p99 ms"):
+        table.add_column(column, justify="right" if column != "server" else "left")
+    table.add_row(
+        "bare aiohttp (read + json)",
+        f"{bare_rate:,.0f}",
+        f"{pct(bare_latency, 0.5):.1f}",
+        f"{pct(bare_latency, 0.99):.1f}",
+    )
+    table.add_row(
+        "frontdesk (store → turn → reply delivered)",
+        f"{full_rate:,.0f}",
+        f"{pct(full_latency, 0.5):.1f}",
+        f"{pct(full_latency, 0.99):.1f}",
+    )
+    console.print(table)
+    console.print(f"acks alone: {len(bodies) / ack_seconds:,.0f}/s; replies delivered: {sent} of {outbound}")
+    console.print(f"ratio full / bare: {full_rate / bare_rate:.2f} (goal ≥ 0.30)")
+    console.print(f"every message durable: {'yes' if durable else 'NO'} (inbound stored {inbound} of {len(bodies)})")
+    return 0 if durable else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--senders", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=32)
+    sys.exit(asyncio.run(main(parser.parse_args())))
