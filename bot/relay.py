@@ -80,19 +80,25 @@ class OutboxRelay:
             log.warning("outbox: %d message(s) may be delivered twice (relay stopped mid-send)", recovered)
         batch = await outbox.claim_due(self.db, self.holder, now, self.settings.batch_size, self.settings.lease_seconds)
         if batch:
-            await asyncio.gather(*(self._deliver(d) for d in batch))
+            accepted = await asyncio.gather(*(self._deliver(d) for d in batch))
+            sent = [(d, provider_id) for d, provider_id in zip(batch, accepted, strict=True) if provider_id is not None]
+            if sent:
+                await outbox.mark_sent(self.db, sent, self.clock())
+                for delivery, _ in sent:
+                    self.metrics.deliveries.labels(delivery.channel, "sent").inc()
         return len(batch)
 
-    async def _deliver(self, delivery: outbox.Delivery) -> None:
+    async def _deliver(self, delivery: outbox.Delivery) -> str | None:
+        """Send one row; the provider's id when it was accepted (marked sent with the batch)."""
         now = self.clock()
         if delivery.opted_out:
             await outbox.mark_dead(self.db, delivery, "opted_out", now)
-            return
+            return None
         adapter = self.channels.get((delivery.agent_id, delivery.channel))
         if adapter is None:
             await outbox.mark_dead(self.db, delivery, "channel_not_configured", now)
             self.metrics.deliveries.labels(delivery.channel, "dead").inc()
-            return
+            return None
         if delivery.possible_duplicate:
             log.warning("outbox: possible_duplicate resend of %s on %s", delivery.idempotency_key, delivery.channel)
         message = OutboundMessage.from_payload(delivery.text, delivery.payload)
@@ -100,14 +106,13 @@ class OutboxRelay:
             provider_id = await adapter.send(delivery.recipient, message, last_inbound_at=delivery.last_inbound_at)
         except DeliveryError as exc:
             await self._failed(delivery, exc)
-            return
+            return None
         except Exception as exc:  # an adapter bug must not stop the relay: retry like a transient error
             log.exception("outbox: adapter %s raised %s", delivery.channel, type(exc).__name__)
             await self._failed(delivery, DeliveryError("adapter_error", permanent=False))
-            return
+            return None
         self.faults.crash_if("after_provider_accept")
-        await outbox.mark_sent(self.db, delivery, provider_id, self.clock())
-        self.metrics.deliveries.labels(delivery.channel, "sent").inc()
+        return provider_id
 
     async def _failed(self, delivery: outbox.Delivery, exc: DeliveryError) -> None:
         now = self.clock()

@@ -34,7 +34,7 @@ from storage import inbox
 log = logging.getLogger(__name__)
 
 ROUTING = web.AppKey("routing", Routing)
-WAKE = web.AppKey("inbox_wake", Callable[[], None])
+WAKE: web.AppKey[Callable[[], None]] = web.AppKey("inbox_wake")
 FAULTS = web.AppKey("faults", Faults)
 META = ("whatsapp", "instagram", "messenger")
 CONTENT_TYPES = {"sms": "application/x-www-form-urlencoded"}  # the rest send JSON

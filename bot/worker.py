@@ -90,9 +90,15 @@ class InboxWorker:
                 continue
             task = asyncio.create_task(self._conversation(key))
             self._active[key.lease_key] = task
-            task.add_done_callback(lambda _t, k=key.lease_key: self._active.pop(k, None))
+            task.add_done_callback(self._forget(key.lease_key))
             started += 1
         return started
+
+    def _forget(self, lease_key: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_task: asyncio.Task[None]) -> None:
+            self._active.pop(lease_key, None)
+
+        return done
 
     async def _conversation(self, key: inbox.ConversationKey) -> None:
         async with self._slots:
@@ -108,7 +114,6 @@ class InboxWorker:
                         return
                     if not await self._process(item):
                         return  # leave the rest of this conversation for a later pass, in order
-                    await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -186,9 +186,15 @@ async def drop_lease(db: Database, key: ConversationKey, holder: str) -> None:
 
 
 async def claim_next(db: Database, key: ConversationKey, holder: str, now: datetime, seconds: float) -> Item | None:
-    """The conversation's next row in provider order, marked processing by ``holder``. The caller
-    holds the conversation's lease, so no other worker claims rows of it meanwhile."""
+    """The conversation's next row in provider order, marked processing by ``holder``, and the
+    conversation's lease renewed in the same transaction. The caller holds that lease, so no other
+    worker claims rows of this conversation meanwhile."""
     async with db.writing() as session:
+        await session.execute(
+            update(t.ConversationLease)
+            .where(t.ConversationLease.key == key.lease_key, t.ConversationLease.holder == holder)
+            .values(lease_until=now + timedelta(seconds=seconds))
+        )
         row = await session.scalar(
             select(t.InboxItem)
             .where(

@@ -145,25 +145,27 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
     return claimed
 
 
-async def mark_sent(db: Database, delivery: Delivery, provider_message_id: str, now: datetime) -> None:
+async def mark_sent(db: Database, sent: list[tuple[Delivery, str]], now: datetime) -> None:
+    """Record a batch of accepted sends in one transaction (with the provider's message ids)."""
     async with db.writing() as session:
-        await session.execute(
-            update(t.OutboxItem)
-            .where(t.OutboxItem.id == delivery.id)
-            .values(
-                state="sent",
-                provider_message_id=provider_message_id[:255],
-                sent_at=now,
-                lease_until=None,
-                last_error=None,
-            )
-        )
-        if delivery.message_id:
+        for delivery, provider_message_id in sent:
             await session.execute(
-                update(t.Message)
-                .where(t.Message.id == delivery.message_id)
-                .values(provider_message_id=provider_message_id[:255], status="sent")
+                update(t.OutboxItem)
+                .where(t.OutboxItem.id == delivery.id)
+                .values(
+                    state="sent",
+                    provider_message_id=provider_message_id[:255],
+                    sent_at=now,
+                    lease_until=None,
+                    last_error=None,
+                )
             )
+            if delivery.message_id:
+                await session.execute(
+                    update(t.Message)
+                    .where(t.Message.id == delivery.message_id)
+                    .values(provider_message_id=provider_message_id[:255], status="sent")
+                )
 
 
 async def mark_retry(db: Database, delivery: Delivery, reason: str, at: datetime) -> None:
