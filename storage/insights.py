@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -654,6 +654,8 @@ async def system_performance(
             "averageResponseTime": f.shown(totals.avg_response_ms),
         },
         "platformDistribution": platforms,
+        "appointmentMetrics": appointment_block(s),
+        "purchaseMetrics": purchase_block(s),
         "realTimeAlerts": alerts_for(by_agent, {a.id: a.slug for a in agents.values()}),
     }
 
@@ -1335,4 +1337,3 @@ async def rebuild(session: AsyncSession, tenant_id: str, *, chunk: int = 5000) -
         for i in range(0, len(rows), chunk):
             await session.execute(insert(model), rows[i : i + chunk])
     return len(daily_rows)
-
