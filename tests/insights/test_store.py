@@ -260,7 +260,7 @@ async def test_endpoints_answer_the_seed_shapes(api: Api, client: TestClient, cl
     assert status == 200
     assert len(dash["dailyTrend"]) == 7 and dash["trends"]["totalConversations"] == 100.0
     assert len(dash["heatmap"]["conversations"]) == 7
-    status, bad = await api.get("/api/analytics/funnel", date_from="2026-03-09", date_to="2026-03-01")
+    status, _ = await api.get("/api/analytics/funnel", date_from="2026-03-09", date_to="2026-03-01")
     assert status == 422
 
 
