@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api, conversations, webchat, webhooks
+from bot import analytics, api, conversations, webchat, webhooks
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
@@ -184,6 +184,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(payment_routes.routes)
     app.router.add_routes(webhooks.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
+    analytics.install(app)  # /api/analytics/*: insights, CSV export, realtime stream
     return app
 
 

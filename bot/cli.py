@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import date
+from typing import Any
 
 from aiohttp import web
 
@@ -124,6 +126,117 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _day_arg(value: str | None, name: str) -> date | None:
+    from core.timezones import parse_day
+
+    return parse_day(value, field=name) if value else None
+
+
+def cmd_grades(settings: Settings, args: argparse.Namespace) -> int:
+    """The grade table: one row per agent (every business, or ``--agent``), from the roll-ups."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.app import prepare_database
+    from storage import insights
+
+    async def run() -> list[dict[str, Any]]:
+        db = await prepare_database(settings, system_clock)
+        try:
+            async with db.reading() as session:
+                return await insights.grade_table(
+                    session,
+                    start=_day_arg(args.date_from, "--from"),
+                    end=_day_arg(args.date_to, "--to"),
+                    now=system_clock(),
+                    agent_slug=args.agent,
+                )
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    table = Table(title="Agent grades")
+    for column in ("business", "agent", "grade", "score", "quality", "conversion", "efficiency", "conversations"):
+        table.add_column(column, justify="right" if column not in ("business", "agent") else "left")
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    for row in rows:
+        parts = row["gradeComponents"]
+        table.add_row(
+            row["business"],
+            row["agentSlug"],
+            row["performanceGrade"],
+            num(row["performanceScore"]),
+            num(parts["quality"]),
+            num(parts["conversion"]),
+            num(parts["efficiency"]),
+            str(row["conversationMetrics"]["totalConversations"]),
+        )
+    Console(width=120).print(table)
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """CSV of one kind of record for a date range, with a progress bar on stderr."""
+    import csv
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.app import prepare_database
+    from storage import catalog, insights
+
+    if args.kind not in insights.EXPORT_KINDS:
+        raise FrontdeskError(f"KIND: one of {', '.join(insights.EXPORT_KINDS)}")
+    if not settings.businesses and not args.business:
+        raise FrontdeskError("--business: no business is configured")
+
+    async def run() -> int:
+        db = await prepare_database(settings, system_clock)
+        try:
+            async with db.reading() as session:
+                slug = args.business or settings.businesses[0].slug
+                business = await catalog.business_by_slug(session, slug)
+                tz = await insights.zone_of(session, business.id)
+                first, last = insights.window(
+                    _day_arg(args.date_from, "--from"), _day_arg(args.date_to, "--to"), system_clock(), tz
+                )
+                count = await insights.export_count(session, business.id, args.kind, first, last)
+                written = 0
+                with (
+                    Path(args.out).open("w", newline="", encoding="utf-8") as out,  # noqa: ASYNC230 - a CLI, nothing else runs
+                    Progress(
+                        TextColumn(f"exporting {args.kind}"),
+                        BarColumn(),
+                        MofNCompleteColumn(),
+                        TimeRemainingColumn(),
+                        console=_stderr_console(),
+                    ) as progress,
+                ):
+                    task = progress.add_task(args.kind, total=count)
+                    writer = csv.writer(out)
+                    async for row in insights.export_rows(session, business.id, args.kind, first, last):
+                        writer.writerow(row)
+                        written += 1
+                        if written > 1:
+                            progress.advance(task)
+                return written - 1
+        finally:
+            await db.dispose()
+
+    rows = asyncio.run(run())
+    print(f"wrote {rows} {args.kind} rows to {args.out}")
+    return 0
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontdesk", description="A business's front desk that lives in chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--now", help="ISO date-time to read relative dates from (default: now; no offset: in --tz)")
     parse.add_argument("--tz", help="time zone to read in (default: the first business's)")
     parse.set_defaults(run=cmd_parse)
+    grades = add("grades", "print the agents' grade table (from the insights roll-ups)")
+    grades.add_argument("--agent", help="only this agent (slug)")
+    grades.add_argument("--from", dest="date_from", help="first local date YYYY-MM-DD (default: 30 days ago)")
+    grades.add_argument("--to", dest="date_to", help="last local date YYYY-MM-DD (default: today)")
+    grades.set_defaults(run=cmd_grades)
+    export = add("export", "write a CSV export (conversations, appointments, purchases, customers)")
+    export.add_argument("kind", help="conversations | appointments | purchases | customers")
+    export.add_argument("--out", required=True, help="the CSV file to write")
+    export.add_argument("--business", help="business slug (default: the first configured)")
+    export.add_argument("--from", dest="date_from", help="first local date YYYY-MM-DD (default: 30 days ago)")
+    export.add_argument("--to", dest="date_to", help="last local date YYYY-MM-DD (default: today)")
+    export.set_defaults(run=cmd_export)
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token_command", required=True)
     create = token.add_parser("create", help="print a new API token for a business (only its hash is stored)")
     create.add_argument("--config")
