@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_QUICK_REPLIES = 13
 QUICK_REPLY_TITLE = 20
 MAX_PAYLOAD = 1000
-_IGNORED_ATTACHMENTS = frozenset({"story_mention", "fallback"})  # a story mention is not a message to answer
+_IGNORED_ATTACHMENTS = frozenset({"story_mention"})  # being mentioned in a story is not a message to answer
 
 # Send API error codes (``error.code`` or ``error.error_subcode``); shared Graph codes live in channels.meta.
 ERROR_CODES: dict[int, tuple[str, bool]] = {
@@ -146,11 +146,11 @@ class MessengerChannel:
         if payload is not None:
             return self._inbound(target, sender, mid, "choice", text or payload, payload, order, sent_at)
         attachments = items(message.get("attachments"))
-        if attachments and all(a.get("type") in _IGNORED_ATTACHMENTS for a in attachments):
+        if attachments and all(string(a.get("type")) in _IGNORED_ATTACHMENTS for a in attachments):
             return self._ignored(target, mid, sender, order)
-        if attachments or message.get("is_unsupported") is True or text is None:
-            return self._inbound(target, sender, mid, "unsupported", "", None, order, sent_at)
-        return self._inbound(target, sender, mid, "text", text, None, order, sent_at)
+        if text and text.strip():  # a text with a shared link carries a "fallback" attachment too
+            return self._inbound(target, sender, mid, "text", text, None, order, sent_at)
+        return self._inbound(target, sender, mid, "unsupported", "", None, order, sent_at)
 
     def _inbound(
         self,

@@ -55,7 +55,7 @@ def _longest_prefix(text: str, limit: int, measure: Measure) -> int:
 def _safe_cut(text: str, cut: int) -> int:
     """Move a hard cut left until it does not split a grapheme (but never to 0)."""
     position = cut
-    while 0 < position < len(text) and _glued(text[position]):
+    while 0 < position < len(text) and (_glued(text[position]) or text[position - 1] == "\u200d"):
         position -= 1
     return position if position > 0 else cut
 

@@ -140,7 +140,7 @@ class WhatsAppChannel:
         if wamid is None or raw_sender is None:
             return self._ignored(target, stable_id("whatsapp-message", message), order=order)
         sender = e164(raw_sender)
-        kind = message.get("type")
+        kind = string(message.get("type"))
         if raw_sender == ours or kind in ("reaction", "system", "ephemeral", "request_welcome", "order"):
             return self._ignored(target, wamid, sender, order)  # echoes of our number, reactions, system notes
         common: dict[str, Any] = {
@@ -179,7 +179,7 @@ class WhatsAppChannel:
 
     def _status(self, status: dict[str, Any], target: str) -> InboundEvent:
         wamid = identifier(status.get("id"))
-        state = status.get("status")
+        state = string(status.get("status"))
         seconds = epoch(status.get("timestamp"))
         order = seconds * 1000 if seconds is not None else 0
         recipient = identifier(status.get("recipient_id"))
