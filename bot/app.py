@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,7 +10,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api, conversations, webchat
+from bot import api, automations, conversations, webchat
+from bot.alerts import AlertDesk, build_senders
+from bot.automations import AUTOMATIONS, Automations
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
@@ -20,6 +20,7 @@ from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
 from bot.payments import routes as payment_routes
 from bot.payments.service import PaymentDesk, unwired_notify
+from bot.scheduler import Jobs, Scheduler, worker_name
 from bot.settings import Settings
 from channels.base import OutboundMessage
 from core.errors import ConfigError
@@ -27,7 +28,6 @@ from storage import catalog, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 30.0
 
 
 async def prepare_database(settings: Settings, clock: Clock) -> Database:
@@ -86,16 +86,7 @@ async def build_dialogue(
     return dialogue, payments
 
 
-async def sweep_payments(payments: PaymentDesk, every_seconds: float = SWEEP_SECONDS) -> None:
-    """Lapsed holds released (and customers told), stuck webhooks and refunds retried. Each pass
-    claims rows in the database, so several workers doing it at once is safe."""
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            await payments.expire_holds()
-            await payments.reconcile()
-        except Exception as exc:  # the database hiccuped: the next pass tries again
-            log.warning("payment sweep failed: %s", type(exc).__name__)
+JOBS = web.AppKey("jobs", Jobs)
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
@@ -122,11 +113,34 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             visitor_secret=await secrets.get_or_create(db, "web_visitors"),
         )
         app[payment_routes.PAYMENTS] = payments
-        sweeper = asyncio.create_task(sweep_payments(payments))
+        worker = worker_name()
+        automation = Automations(
+            db=db, settings=settings, clock=clock, pusher=dialogue, link_secret=link_secret, worker=worker
+        )
+        app[AUTOMATIONS] = automation
+        alerts_http = httpx.AsyncClient(timeout=10.0)
+        senders = build_senders(settings.alerts, alerts_http, clock)
+        jobs = Jobs(
+            db=db,
+            settings=settings,
+            clock=clock,
+            pusher=dialogue,
+            automations=automation,
+            alerts=AlertDesk(db=db, settings=settings, clock=clock, senders=senders),
+            payments=payments,
+            worker=worker,
+        )
+        app[JOBS] = jobs
+        scheduler = Scheduler(jobs, settings)
+        if settings.scheduler.enabled:
+            scheduler.start()
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        scheduler.stop()
+        for sender in senders.values():
+            closing = getattr(sender, "aclose", None)
+            if closing is not None:
+                await closing()
+        await alerts_http.aclose()
         await payments.drain()
         await payments_http.aclose()
         await dialogue.engine.aclose()
@@ -139,6 +153,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(api.manage_routes)
     app.router.add_routes(conversations.routes)
     app.router.add_routes(payment_routes.routes)
+    app.router.add_routes(automations.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     return app
 

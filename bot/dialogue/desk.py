@@ -365,6 +365,7 @@ class Desk:
             idempotency_key=f"conv:{self.party.conversation_id}:{key}",
             actor=f"chat:{self.party.channel}",
             hold_minutes=self.hold_minutes if priced and self.payments is not None else None,
+            conversation_id=self.party.conversation_id,
         )
         outcome = await bookings.create(self.db, self.party.tenant_id, req, self.clock())
         view = await self._view(outcome.appointment)
@@ -463,6 +464,7 @@ class Desk:
             self.clock(),
             staff=offer.staff,
             actor=f"chat:{self.party.channel}",
+            conversation_id=self.party.conversation_id,
         )
         view = await self._view(moved)
         self._claim(moved)
