@@ -64,6 +64,36 @@ class DialogueSettings(_Model):
     max_text_chars: int = Field(default=2000, ge=1)  # longer customer messages are cut before reading
 
 
+class InboxSettings(_Model):
+    """The inbox worker: how many conversations one process runs at once, how long a claim lasts
+    (longer than a turn can take), how often other processes' rows are polled."""
+
+    concurrency: int = Field(default=8, ge=1)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=5, ge=1)  # a row that crashed this many turns is set aside (failed)
+    stale_after_minutes: int = Field(default=60, ge=1)  # older events are stored and shown, not answered
+
+
+class OutboxSettings(_Model):
+    """The outbox relay: exponential backoff with full jitter, capped; then the row is dead."""
+
+    batch_size: int = Field(default=32, ge=1)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class TestingSettings(_Model):
+    """Test-only switches (reliability tests): never set in production."""
+
+    fault_at: str | None = None  # a crash point of bot/faults.py: the process SIGKILLs itself there
+    workers: bool = True  # run the inbox worker and outbox relay in the background
+
+
 class AnthropicSettings(_Model):
     model: str = "claude-sonnet-5-5"
     base_url: str | None = None
@@ -366,6 +396,9 @@ class Settings(BaseSettings):
     outcomes: OutcomesSettings = Field(default_factory=OutcomesSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
     businesses: list[BusinessConfig] = Field(default_factory=list)
 
     @classmethod
