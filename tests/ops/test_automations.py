@@ -154,16 +154,25 @@ async def test_jobs_run_through_a_real_apscheduler(sqlite_url: str, clock: Froze
         jobs = jobs_for(db, settings, clock, "a", manager=manager)
         booked = await book_in_chat(db, manager, clock, T0 + timedelta(days=1, hours=2))
         clock.advance(hours=2)  # the 24 h reminder is due (the frozen clock decides; APScheduler only ticks)
+        arrived = asyncio.Event()
+        seen: list[str] = []
+
+        def listener(_conversation_id: str, message: Any) -> None:
+            if message.author == "system":
+                seen.append(message.text)
+                if len(seen) >= 2:  # the booking confirmation and the reminder
+                    arrived.set()
+
+        stop_listening = manager.listen(booked.conversation_id, listener)
         scheduler = Scheduler(jobs, settings)
         scheduler.start()
         try:
             assert scheduler.running
             assert scheduler.job_ids() == ["alerts", "automations", "outcomes", "payments", "reminders", "rollups"]
-            async with asyncio.timeout(10):
-                while len(await system_messages(manager, booked.conversation_id)) < 2:
-                    await asyncio.sleep(0.05)
+            await asyncio.wait_for(arrived.wait(), timeout=10)
         finally:
             scheduler.stop()
+            stop_listening()
         texts = await system_messages(manager, booked.conversation_id)
         assert sum("Reminder" in x for x in texts) == 1
     finally:
