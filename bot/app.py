@@ -13,7 +13,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import analytics, api, conversations, webchat, webhooks
+from bot import analytics, api, automations, conversations, webchat, webhooks
+from bot.alerts import AlertDesk, build_senders
+from bot.automations import AUTOMATIONS, Automations
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
@@ -24,6 +26,7 @@ from bot.payments import routes as payment_routes
 from bot.payments.service import PaymentDesk, unwired_notify
 from bot.relay import OutboxRelay
 from bot.routing import build_routing
+from bot.scheduler import Jobs, Scheduler, worker_name
 from bot.settings import Settings
 from bot.worker import InboxWorker
 from channels.base import OutboundMessage
@@ -32,7 +35,6 @@ from storage import catalog, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -102,16 +104,7 @@ async def build_dialogue(
     return dialogue, payments
 
 
-async def sweep_payments(payments: PaymentDesk, every_seconds: float = SWEEP_SECONDS) -> None:
-    """Lapsed holds released (and customers told), stuck webhooks and refunds retried. Each pass
-    claims rows in the database, so several workers doing it at once is safe."""
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            await payments.expire_holds()
-            await payments.reconcile()
-        except Exception as exc:  # the database hiccuped: the next pass tries again
-            log.warning("payment sweep failed: %s", type(exc).__name__)
+JOBS = web.AppKey("jobs", Jobs)
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
@@ -159,16 +152,43 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
         app[webhooks.WAKE] = worker.wake
         app[webhooks.FAULTS] = faults
         app[PIPELINE] = Pipeline(worker, relay)
-        background = [asyncio.create_task(sweep_payments(payments))]
+        scheduler_id = worker_name()
+        automation = Automations(
+            db=db, settings=settings, clock=clock, pusher=dialogue, link_secret=link_secret, worker=scheduler_id
+        )
+        app[AUTOMATIONS] = automation
+        alerts_http = httpx.AsyncClient(timeout=10.0)
+        senders = build_senders(settings.alerts, alerts_http, clock)
+        jobs = Jobs(
+            db=db,
+            settings=settings,
+            clock=clock,
+            pusher=dialogue,
+            automations=automation,
+            alerts=AlertDesk(db=db, settings=settings, clock=clock, senders=senders),
+            payments=payments,
+            worker=scheduler_id,
+        )
+        app[JOBS] = jobs
+        scheduler = Scheduler(jobs, settings)
+        if settings.scheduler.enabled:
+            scheduler.start()
+        background = []
         if settings.testing.workers:
             background += [asyncio.create_task(worker.run()), asyncio.create_task(relay.run())]
         yield
+        scheduler.stop()
         for task in background:
             task.cancel()
         for task in background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await worker.drain()
+        for sender in senders.values():
+            closing = getattr(sender, "aclose", None)
+            if closing is not None:
+                await closing()
+        await alerts_http.aclose()
         await payments.drain()
         await channels_http.aclose()
         await payments_http.aclose()
@@ -183,6 +203,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(conversations.routes)
     app.router.add_routes(payment_routes.routes)
     app.router.add_routes(webhooks.routes)
+    app.router.add_routes(automations.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     analytics.install(app)  # /api/analytics/*: insights, CSV export, realtime stream
     return app
