@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api, conversations, webchat
+from bot import api, conversations, dashboard, webchat
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
@@ -140,6 +140,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(conversations.routes)
     app.router.add_routes(payment_routes.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
+    dashboard.install(app)  # /dashboard: login sessions, pages and their data
     return app
 
 
