@@ -35,7 +35,7 @@ from core.booking import (
 from core.errors import Conflict, InvalidInput, NotFound, SlotTaken
 from core.models import Assignment, Slot
 from core.phones import normalize_phone
-from storage import customers
+from storage import customers, insights
 from storage import schedule as schedules
 from storage import tables as t
 from storage.engine import Database
@@ -57,6 +57,7 @@ class NewBooking:
     # Paid services only: the booking is created pending_payment and holds its slot this long.
     # A free service ignores it and is scheduled at once.
     hold_minutes: int | None = None
+    conversation_id: str | None = None  # the chat that booked it: insights attribute it to its agent
 
     def fingerprint(self) -> str:
         raw = "|".join([self.service, self.start.isoformat(), self.staff or "", self.customer_phone])
@@ -254,6 +255,9 @@ async def _create_in(
         )
     )
     await session.flush()
+    await insights.record_appointment(
+        session, appointment, None, status.value, now, conversation_id=req.conversation_id
+    )
     return (await _views(session, [appointment]))[0]
 
 
@@ -466,6 +470,7 @@ async def cancel(
             assert service is not None
             ensure_notice(row.starts_at, now, service.cancel_notice_hours, "cancelled")
         session.add(_event(row, Status.CANCELLED, now, actor, reason or "cancelled"))
+        await insights.record_appointment(session, row, row.status, Status.CANCELLED.value, now)
         row.status, row.updated_at = Status.CANCELLED.value, now
         await _release(session, row.id)
         return Outcome((await _views(session, [row]))[0], True)
@@ -496,6 +501,7 @@ async def reschedule(
             req = NewBooking(service.slug, new_start, customer.name, customer.phone or "", staff, None, actor)
             moved = await _create_in(session, tenant_id, req, now, rescheduled_from=row, customer_id=customer.id)
             session.add(_event(row, Status.RESCHEDULED, now, actor, "rescheduled", rescheduled_to=moved.id))
+            await insights.record_appointment(session, row, row.status, Status.RESCHEDULED.value, now)
             row.status, row.rescheduled_to_id, row.updated_at = Status.RESCHEDULED.value, moved.id, now
             await session.flush()
             return (await _views(session, [await _row(session, tenant_id, moved.id)]))[0]
@@ -514,6 +520,7 @@ async def mark(
         ensure_transition(Status(row.status), target)
         ensure_started(row.starts_at, now, "completed" if target is Status.COMPLETED else "a no-show")
         session.add(_event(row, target, now, actor, target.value))
+        await insights.record_appointment(session, row, row.status, target.value, now)
         row.status, row.updated_at = target.value, now
         return (await _views(session, [row]))[0]
 
@@ -660,6 +667,7 @@ async def _expire_holds_in(session: AsyncSession, now: datetime, tenant_id: str 
                 details={"hold_expires_at": row.hold_expires_at.isoformat() if row.hold_expires_at else None},
             )
         )
+        await insights.record_appointment(session, row, Status.PENDING_PAYMENT.value, Status.CANCELLED.value, now)
         await _release(session, row.id)
         released.append(row)
     return released
@@ -787,12 +795,14 @@ async def confirm_payment_in(
     if row.status == Status.PENDING_PAYMENT.value:
         ensure_transition(Status.PENDING_PAYMENT, Status.SCHEDULED)
         session.add(_event(row, Status.SCHEDULED, now, actor, "paid"))
+        await insights.record_appointment(session, row, row.status, Status.SCHEDULED.value, now)
         row.status, row.updated_at = Status.SCHEDULED.value, now
         await session.flush()
         return PaymentOutcome("confirmed", (await _views(session, [row]))[0])
     if row.status == Status.CANCELLED.value and await _revivable(session, row) and await _retake(session, row, now):
         # The one way out of "cancelled": the customer paid for exactly this slot and it is free.
         session.add(_event(row, Status.SCHEDULED, now, actor, "paid_after_expiry"))
+        await insights.record_appointment(session, row, row.status, Status.SCHEDULED.value, now)
         row.status, row.updated_at = Status.SCHEDULED.value, now
         await session.flush()
         return PaymentOutcome("confirmed", (await _views(session, [row]))[0], revived=True)
@@ -812,6 +822,7 @@ async def expire_hold_in(session: AsyncSession, tenant_id: str, appointment_id: 
     if row.status != Status.PENDING_PAYMENT.value:
         return False
     session.add(_event(row, Status.CANCELLED, now, "system", HOLD_EXPIRED, early=True))
+    await insights.record_appointment(session, row, row.status, Status.CANCELLED.value, now)
     row.status, row.updated_at = Status.CANCELLED.value, now
     await _release(session, row.id)
     return True

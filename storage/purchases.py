@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.booking import Status
 from core.errors import NotFound
 from core.payments import OPEN, PurchaseStatus, ensure_move, insight_status
+from storage import insights
 from storage import tables as t
 from storage.engine import Database
 
@@ -104,6 +105,7 @@ async def create(
     session.add(row)
     await session.flush()
     note(session, row, now, "created", "system", amount=row.amount, currency=row.currency, provider=provider)
+    await insights.record_purchase(session, row, None, row.status, now)
     return row
 
 
@@ -142,7 +144,7 @@ def note(session: AsyncSession, row: t.Purchase, now: datetime, kind: str, sourc
     _add_event(session, row, now, kind, source, row.status, row.status, details)
 
 
-def move(
+async def move(
     session: AsyncSession,
     row: t.Purchase,
     target: PurchaseStatus,
@@ -151,10 +153,11 @@ def move(
     source: str,
     **details: Any,
 ) -> None:
-    """One forward step of the state machine, with its history row."""
+    """One forward step of the state machine, with its history row and its insights roll-up."""
     current = PurchaseStatus(row.status)
     ensure_move(current, target)
     _add_event(session, row, now, kind, source, current.value, target.value, details)
+    await insights.record_purchase(session, row, current.value, target.value, now)
     row.status, row.updated_at = target.value, now
     if target is PurchaseStatus.COMPLETED:
         row.completed_at = now

@@ -515,6 +515,148 @@ class OutboxItem(Base):
     sent_at: Mapped[datetime | None]
 
 
+# --------------------------------------------------------------------------- insights store
+# Written in the same transaction as the change they record (storage/insights.py); the daily
+# roll-ups are upserted increments, so dashboards never scan raw history. "" in a roll-up's
+# agent/channel key means "none" (an API booking has no agent), as NULLs never conflict.
+
+
+class InsightConversation(Base):
+    """Per-conversation facts the ConversationInsight shape needs, kept up to date message by message."""
+
+    __tablename__ = "insight_conversations"
+    __table_args__ = (Index("ix_insight_conversations_tenant_day", "tenant_id", "day"),)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)  # local start day in the business zone
+    started_at: Mapped[datetime]
+    last_at: Mapped[datetime]
+    messages_in: Mapped[int] = mapped_column(Integer, default=0)
+    messages_out: Mapped[int] = mapped_column(Integer, default=0)
+    responses: Mapped[int] = mapped_column(Integer, default=0)
+    response_ms_sum: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_hits: Mapped[int] = mapped_column(Integer, default=0)
+    sentiment_milli_sum: Mapped[int] = mapped_column(Integer, default=0)  # Σ round(VADER compound × 1000)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_reason: Mapped[str | None] = mapped_column(Text)
+    escalated_at: Mapped[datetime | None]
+    conversion_type: Mapped[str | None] = mapped_column(String(16))
+    conversion_value: Mapped[int | None] = mapped_column(Integer)
+    intents: Mapped[list[Any]] = mapped_column(default=list)  # [{intent, confidence, timestamp}]
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    follow_ups: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class InsightAppointment(Base):
+    """Who an appointment is attributed to (agent, channel, conversation) and its current status."""
+
+    __tablename__ = "insight_appointments"
+    __table_args__ = (Index("ix_insight_appointments_tenant_day", "tenant_id", "day"),)
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36), default="")
+    channel: Mapped[str] = mapped_column(String(32), default="")
+    conversation_id: Mapped[str | None] = mapped_column(String(36))
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    day: Mapped[date] = mapped_column(Date)  # local day of the scheduled start
+    status: Mapped[str] = mapped_column(String(20))
+    follow_ups: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime]
+
+
+class FunnelEvent(Base):
+    """A conversation reaching a booking-funnel step; the constraint makes each step count once."""
+
+    __tablename__ = "funnel_events"
+    __table_args__ = (UniqueConstraint("conversation_id", "step"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"), index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)  # the conversation's local start day: a cohort funnel
+    step: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+
+
+class InsightDaily(Base):
+    """The daily roll-up per (tenant, agent, channel, local day): sums and counts only."""
+
+    __tablename__ = "insight_daily"
+    __table_args__ = (UniqueConstraint("tenant_id", "agent_id", "channel", "day"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    conversations: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    completed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    escalated: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    messages_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    messages_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    responses: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    response_ms_sum: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    duration_s_sum: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    ratings: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    rating_sum: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    positive_ratings: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    sentiment_hits: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    sentiment_milli_sum: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_booked: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_pending_payment: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_scheduled: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_completed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_missed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_cancelled: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    appt_rescheduled: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    purchases: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_pending: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_completed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_failed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_expired: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_refunded: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    pur_disputed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    revenue: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # minor units
+    step_service_selected: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    step_slot_selected: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    step_details_given: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    step_booked: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    step_paid: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class InsightHourly(Base):
+    """Volume per (tenant, agent, channel, local day, local hour): the weekday × hour heatmap."""
+
+    __tablename__ = "insight_hourly"
+    __table_args__ = (UniqueConstraint("tenant_id", "agent_id", "channel", "day", "hour"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(Integer)
+    conversations: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    messages_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class InsightEvent(Base):
+    """Notable events in order (bookings, payments, escalations, ratings): the realtime stream polls
+    ``id > last seen``, which works across worker processes."""
+
+    __tablename__ = "insight_events"
+    __table_args__ = (Index("ix_insight_events_tenant_id", "tenant_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(String(36), default="")
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 class User(Base):
     """A dashboard login. ``role``: admin (every business, ``tenant_id`` NULL), owner (one business) or
     staff (one business, and only what touches ``staff_id``). Only an argon2id hash is stored."""

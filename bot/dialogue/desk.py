@@ -162,6 +162,8 @@ class Outcomes:
     bookings: list[BookingView] = field(default_factory=list)
     escalated: str | None = None
     messages: list[OutboundMessage] = field(default_factory=list)  # built by code: payment links
+    steps: list[str] = field(default_factory=list)  # funnel: service_selected, slot_selected, details_given
+    intents: list[str] = field(default_factory=list)  # what the customer wanted, from the tools used
 
 
 def ref_of(appointment_id: str) -> str:
@@ -249,6 +251,7 @@ class Desk:
 
     def info(self) -> dict[str, Any]:
         """Address, phone and FAQ as configured for the business."""
+        self._note(intent="information")
         return {"name": self.business.name, **self.business.info}
 
     async def opening_hours(self) -> dict[str, list[str]]:
@@ -282,6 +285,7 @@ class Desk:
         ``near`` orders them by distance from a wished time. Each call replaces the desk's offers."""
         now = self.clock()
         svc = await self.service(service)
+        self._note("service_selected", "book_appointment")
         if staff is not None and staff not in svc.staff:
             raise InvalidInput(f"{staff} does not do {svc.name}")
         today = now.astimezone(self.zone).date()
@@ -298,6 +302,7 @@ class Desk:
         return self._offer(service, _closest(slots, near, limit), staff)
 
     async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
+        self._note("service_selected", "book_appointment")
         slots = await bookings.alternatives_near(
             self.db, self.party.tenant_id, service, wished, self.clock(), staff=staff, count=3
         )
@@ -317,6 +322,7 @@ class Desk:
         raw = self.state.get("offers", {}).get(offer_id)
         if raw is None:
             raise NotFound("that time was not offered in this conversation; look up free slots first")
+        self._note("slot_selected")
         return Offer.from_state(offer_id, raw)
 
     def offers(self) -> list[Offer]:
@@ -342,6 +348,8 @@ class Desk:
                 raise InvalidInput("on this channel your number is the one you are writing from")
             known["phone"] = normalize_phone(phone, default_region=self.region)
         self.state["customer"] = known
+        if not self.missing_details():
+            self._note("details_given")
 
     def missing_details(self) -> list[str]:
         known = self.details()
@@ -365,7 +373,9 @@ class Desk:
             idempotency_key=f"conv:{self.party.conversation_id}:{key}",
             actor=f"chat:{self.party.channel}",
             hold_minutes=self.hold_minutes if priced and self.payments is not None else None,
+            conversation_id=self.party.conversation_id,
         )
+        self._note("details_given")
         outcome = await bookings.create(self.db, self.party.tenant_id, req, self.clock())
         view = await self._view(outcome.appointment)
         self._claim(outcome.appointment)
@@ -379,6 +389,7 @@ class Desk:
     async def payment_link(self, ref: str) -> BookingView:
         """(Re)send the payment link of one of the sender's bookings that still awaits payment."""
         target = await self.find_mine(ref)
+        self._note(intent="payment")
         if target.status is not Status.PENDING_PAYMENT:
             raise InvalidInput("that booking has nothing to pay in chat")
         await self.send_payment_link(target)
@@ -408,6 +419,7 @@ class Desk:
         return preview.text
 
     async def my_bookings(self, *, upcoming: bool = True) -> list[BookingView]:
+        self._note(intent="check_bookings")
         customer_id = self.state.get("customer_id") or self.party.customer_id
         if not customer_id:
             return []
@@ -433,6 +445,7 @@ class Desk:
         raise NotFound("no booking with that reference among yours")
 
     async def cancel(self, ref: str) -> BookingView:
+        self._note(intent="cancel_appointment")
         target = await self.find_mine(ref)
         outcome = await bookings.cancel(
             self.db,
@@ -451,6 +464,7 @@ class Desk:
         return view
 
     async def reschedule(self, ref: str, offer_id: str) -> BookingView:
+        self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
         offer = self.offer(offer_id)
         if offer.service != target.service:
@@ -475,6 +489,7 @@ class Desk:
         self, ref: str, *, day: date | None = None, after: time | None = None, near: datetime | None = None
     ) -> list[Offer]:
         """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
+        self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
         now = self.clock()
         today = now.astimezone(self.zone).date()
@@ -491,9 +506,17 @@ class Desk:
         return self._offer(target.service, _closest(slots, near, MAX_OFFERS), None)
 
     def handoff(self, reason: str) -> None:
+        self._note(intent="human_agent")
         self.outcomes.escalated = reason[:500] or "customer asked for a person"
 
     # ----- helpers ---------------------------------------------------------------------------
+    def _note(self, step: str | None = None, intent: str | None = None) -> None:
+        """A funnel step or an intent for the insights store (stored with the turn's state)."""
+        if step and step not in self.outcomes.steps:
+            self.outcomes.steps.append(step)
+        if intent and intent not in self.outcomes.intents:
+            self.outcomes.intents.append(intent)
+
     def _claim(self, appointment: Appointment) -> None:
         mine = list(self.state.get("mine", []))
         if appointment.id not in mine:

@@ -38,6 +38,7 @@ from channels.base import Option, OutboundMessage
 from core.booking import Status
 from core.errors import InvalidInput, NotFound
 from core.timezones import canonical_zone_name
+from storage import insights
 from storage import tables as t
 from storage.catalog import agent_by_slug, business_by_id
 from storage.engine import Database
@@ -216,6 +217,7 @@ class DialogueManager:
                     if rating is not None:
                         conv.satisfaction = int(rating)
                     conv.state = dict(desk.state)
+                    await insights.record_turn(session, conv, desk.outcomes, rating, now)
         result = TurnResult(conversation_id, inbound.seq, tuple(stored))
         self._publish(conversation_id, result.replies)
         return result
@@ -422,6 +424,7 @@ class DialogueManager:
         )
         session.add(row)
         await session.flush()
+        await insights.record_message(session, conv, row)  # same transaction: counted once, never lost
         return _stored(row)
 
     async def _history(self, session: AsyncSession, conversation_id: str, before: int) -> tuple[tuple[str, str], ...]:

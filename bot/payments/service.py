@@ -296,7 +296,7 @@ class PaymentDesk:
                 return
             status = PurchaseStatus(row.status)
             if status in OPEN:
-                purchases.move(session, row, PurchaseStatus.EXPIRED, now, "cancelled", "system")
+                await purchases.move(session, row, PurchaseStatus.EXPIRED, now, "cancelled", "system")
                 if row.provider_ref:
                     effects.expire.append((row.provider, row.provider_ref))
             elif status is PurchaseStatus.COMPLETED and row.refund_status == "none":
@@ -353,7 +353,9 @@ class PaymentDesk:
                 session, locked, now, "refund_requested", "system", refund_ref=result.ref, amount=locked.refund_amount
             )
             if result.settled:
-                purchases.move(session, locked, PurchaseStatus.REFUNDED, now, "refunded", f"refund:{locked.provider}")
+                await purchases.move(
+                    session, locked, PurchaseStatus.REFUNDED, now, "refunded", f"refund:{locked.provider}"
+                )
                 await self._on_refunded(session, locked, None, result.ref, effects)
             elif result.failed:
                 locked.refund_status = "failed"
@@ -501,7 +503,7 @@ class PaymentDesk:
         """Walk the purchase along ``path``, doing what each state means for the booking."""
         final = path[-1]
         for target in path:
-            purchases.move(session, row, target, now, target.value, source, **details)
+            await purchases.move(session, row, target, now, target.value, source, **details)
             if target is PurchaseStatus.COMPLETED:
                 # Money that came back already (a path through to refunded) confirms nothing.
                 await self._on_paid(session, row, amount, currency, now, source, effects, confirm=final is target)
@@ -592,7 +594,7 @@ class PaymentDesk:
         async with self.db.writing() as session:
             for row in await purchases.released_open(session):
                 lapsed = await bookings.hold_lapsed(session, row.tenant_id, row.appointment_id)
-                purchases.move(
+                await purchases.move(
                     session, row, PurchaseStatus.EXPIRED, now, "hold_expired" if lapsed else "cancelled", "system"
                 )
                 if row.provider_ref:
