@@ -365,33 +365,33 @@
       content.appendChild(metricList("Summary", s, { totalAgents: "Agents", avgSatisfaction: "Avg satisfaction", totalRevenue: "Revenue", avgConversionRate: "Avg conversion %" }));
       var rows = data.comparisons || [];
       content.appendChild(table(["Agent", "Grade", "Revenue", "Conversion %", "Satisfaction"], rows.map(function (r) {
-        return [link("/dashboard/agents/" + encodeURIComponent(r.agentId), r.agentId), r.performanceGrade, (r.businessMetrics || {}).totalRevenue, (r.businessMetrics || {}).conversionRate, (r.conversationMetrics || {}).customerSatisfactionAvg];
+        return [link("/dashboard/agents/" + encodeURIComponent(r.agentSlug), r.agentName || r.agentSlug), r.performanceGrade, (r.businessMetrics || {}).totalRevenue, (r.businessMetrics || {}).conversionRate, (r.conversationMetrics || {}).customerSatisfactionAvg];
       }), "Agents"));
       var c = chartBox("Revenue by agent");
       content.appendChild(c.box);
-      chart(c.canvas, { type: "bar", data: { labels: rows.map(function (r) { return r.agentId; }), datasets: [{ label: "Revenue", data: rows.map(function (r) { return (r.businessMetrics || {}).totalRevenue || 0; }) }] } });
+      chart(c.canvas, { type: "bar", data: { labels: rows.map(function (r) { return r.agentName || r.agentSlug; }), datasets: [{ label: "Revenue", data: rows.map(function (r) { return ((r.businessMetrics || {}).totalRevenue || 0) / 100; }) }] } });
       setStatus("");
     }).catch(failed);
   };
 
-  function heatmap(cells) {
-    // cells: [{weekday: 0..6 (Mon..Sun), hour: 0..23, count}]
+  function heatmap(data) {
+    // data: {weekdays: ["mon", ...], conversations: [[24 counts] x 7], messages: [...]}
     var names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    var counts = (data && data.messages) || [];
     var max = 1;
-    var grid = {};
-    (cells || []).forEach(function (c) { grid[c.weekday + ":" + c.hour] = c.count; if (c.count > max) { max = c.count; } });
+    counts.forEach(function (row) { row.forEach(function (n) { if (n > max) { max = n; } }); });
     var hours = [];
     for (var h = 0; h < 24; h++) { hours.push(h); }
     var head = el("tr", null, [el("th", { text: "" })].concat(hours.map(function (h) { return el("th", { scope: "col", text: String(h) }); })));
     var rows = names.map(function (name, day) {
       return el("tr", null, [el("th", { scope: "row", text: name })].concat(hours.map(function (h) {
-        var n = grid[day + ":" + h] || 0;
+        var n = (counts[day] || [])[h] || 0;
         var td = el("td", { title: name + " " + h + ":00 — " + n, text: n ? String(n) : "" });
         td.style.backgroundColor = "rgba(31, 111, 235, " + (n / max).toFixed(2) + ")";
         return td;
       })));
     });
-    return el("table", { className: "heatmap", id: "heatmap" }, [el("caption", { text: "Messages by weekday and hour" }), el("thead", null, [head]), el("tbody", null, rows)]);
+    return el("table", { className: "heatmap", id: "heatmap" }, [el("caption", { text: "Customer messages by weekday and hour" }), el("thead", null, [head]), el("tbody", null, rows)]);
   }
 
   pages.charts = function () {
