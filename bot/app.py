@@ -6,28 +6,46 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import api, conversations, dashboard, webchat
+from bot import api, automations, conversations, dashboard, webchat, webhooks
+from bot.alerts import AlertDesk, build_senders
+from bot.automations import AUTOMATIONS, Automations
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
 from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
+from bot.faults import Faults
 from bot.http import api_auth, errors, json_response, measure, unexpected
 from bot.metrics import Metrics
 from bot.payments import routes as payment_routes
 from bot.payments.service import PaymentDesk, unwired_notify
+from bot.relay import OutboxRelay
+from bot.routing import build_routing
+from bot.scheduler import Jobs, Scheduler, worker_name
 from bot.settings import Settings
+from bot.worker import InboxWorker
 from channels.base import OutboundMessage
 from core.errors import ConfigError
 from storage import catalog, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
-SWEEP_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The background halves of the message pipeline (tests drive them with ``run_once``)."""
+
+    worker: InboxWorker
+    relay: OutboxRelay
+
+
+PIPELINE = web.AppKey("pipeline", Pipeline)
 
 
 async def prepare_database(settings: Settings, clock: Clock) -> Database:
@@ -86,16 +104,7 @@ async def build_dialogue(
     return dialogue, payments
 
 
-async def sweep_payments(payments: PaymentDesk, every_seconds: float = SWEEP_SECONDS) -> None:
-    """Lapsed holds released (and customers told), stuck webhooks and refunds retried. Each pass
-    claims rows in the database, so several workers doing it at once is safe."""
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            await payments.expire_holds()
-            await payments.reconcile()
-        except Exception as exc:  # the database hiccuped: the next pass tries again
-            log.warning("payment sweep failed: %s", type(exc).__name__)
+JOBS = web.AppKey("jobs", Jobs)
 
 
 def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Application:
@@ -111,23 +120,77 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
         )
         payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
+        channels_http = httpx.AsyncClient(timeout=settings.outbox.request_timeout_seconds)
         dialogue, payments = await build_dialogue(settings, db, clock, payments_http)
+        metrics = Metrics()
+        faults = Faults(settings.testing.fault_at)
+        routing = await build_routing(settings, db, channels_http, clock)
+        relay = OutboxRelay(
+            db=db, channels=routing.by_agent, settings=settings.outbox, clock=clock, metrics=metrics, faults=faults
+        )
+        worker = InboxWorker(
+            db=db,
+            dialogue=dialogue,
+            routing=routing,
+            settings=settings.inbox,
+            clock=clock,
+            metrics=metrics,
+            faults=faults,
+        )
+        dialogue.on_outbox = relay.wake
         app[CONTEXT] = AppContext(
             settings=settings,
             db=db,
             clock=clock,
-            metrics=Metrics(),
+            metrics=metrics,
             link_secret=link_secret,
             dialogue=dialogue,
             visitor_secret=await secrets.get_or_create(db, "web_visitors"),
         )
         app[payment_routes.PAYMENTS] = payments
-        sweeper = asyncio.create_task(sweep_payments(payments))
+        app[webhooks.ROUTING] = routing
+        app[webhooks.WAKE] = worker.wake
+        app[webhooks.FAULTS] = faults
+        app[PIPELINE] = Pipeline(worker, relay)
+        scheduler_id = worker_name()
+        automation = Automations(
+            db=db, settings=settings, clock=clock, pusher=dialogue, link_secret=link_secret, worker=scheduler_id
+        )
+        app[AUTOMATIONS] = automation
+        alerts_http = httpx.AsyncClient(timeout=10.0)
+        senders = build_senders(settings.alerts, alerts_http, clock)
+        jobs = Jobs(
+            db=db,
+            settings=settings,
+            clock=clock,
+            pusher=dialogue,
+            automations=automation,
+            alerts=AlertDesk(db=db, settings=settings, clock=clock, senders=senders),
+            payments=payments,
+            worker=scheduler_id,
+        )
+        app[JOBS] = jobs
+        scheduler = Scheduler(jobs, settings)
+        if settings.scheduler.enabled:
+            scheduler.start()
+        background = []
+        if settings.testing.workers:
+            background += [asyncio.create_task(worker.run()), asyncio.create_task(relay.run())]
         yield
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        scheduler.stop()
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await worker.drain()
+        for sender in senders.values():
+            closing = getattr(sender, "aclose", None)
+            if closing is not None:
+                await closing()
+        await alerts_http.aclose()
         await payments.drain()
+        await channels_http.aclose()
         await payments_http.aclose()
         await dialogue.engine.aclose()
         await db.dispose()
@@ -139,6 +202,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(api.manage_routes)
     app.router.add_routes(conversations.routes)
     app.router.add_routes(payment_routes.routes)
+    app.router.add_routes(webhooks.routes)
+    app.router.add_routes(automations.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     dashboard.install(app)  # /dashboard: login sessions, pages and their data
     return app

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from bot.context import context
 from bot.http import json_response, query, read_model, tenant
 from channels.base import OutboundMessage
-from core.errors import InvalidInput
-from storage import conversations
+from core.errors import Conflict, InvalidInput, NotFound
+from storage import conversations, outbox
 from storage import tables as t
 
 routes = web.RouteTableDef()
@@ -70,6 +70,8 @@ async def reply(request: web.Request) -> web.Response:
     conv = await _own(request)
     body = await read_model(request, ReplyIn)
     stored = await context(request).dialogue.push(conv.tenant_id, conv.id, OutboundMessage(body.text), author="human")
+    if stored is None:
+        raise Conflict("the customer has opted out of messages", code="opted_out")
     return json_response(stored.to_json(), status=201)
 
 
@@ -78,3 +80,35 @@ async def release(request: web.Request) -> web.Response:
     conv = await _own(request)
     await context(request).dialogue.release(conv.tenant_id, conv.id)
     return json_response({"id": conv.id, "status": "active"})
+
+
+@routes.get("/api/outbox")
+async def undelivered(request: web.Request) -> web.Response:
+    """Messages that could not be delivered (dead), newest first: what a person may replay."""
+    rows = await outbox.dead(context(request).db, tenant(request))
+    return json_response(
+        {
+            "messages": [
+                {
+                    "id": r.id,
+                    "conversationId": r.conversation_id,
+                    "channel": r.channel,
+                    "text": r.text,
+                    "attempts": r.attempts,
+                    "error": r.last_error,
+                    "createdAt": r.created_at.isoformat(),
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+@routes.post("/api/outbox/{id}/replay")
+async def replay(request: web.Request) -> web.Response:
+    raw = request.match_info["id"]
+    ctx = context(request)
+    if not raw.isdigit() or not await outbox.replay(ctx.db, tenant(request), int(raw), ctx.clock()):
+        raise NotFound("no such undelivered message")
+    ctx.dialogue.on_outbox()
+    return json_response({"id": int(raw), "state": "pending"})

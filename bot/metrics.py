@@ -18,3 +18,19 @@ class Metrics:
             "frontdesk_bookings_total", "Booking operations by outcome", ["operation", "outcome"], registry=r
         )
         self.errors = Counter("frontdesk_errors_total", "Errors answered to clients", ["code"], registry=r)
+        self.webhooks = Counter(
+            "frontdesk_webhook_events_total",
+            "Webhook events stored, by channel and outcome",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.webhook_rejected = Counter(
+            "frontdesk_webhook_rejected_total", "Webhook requests refused", ["channel", "reason"], registry=r
+        )
+        self.turns = Counter("frontdesk_inbox_turns_total", "Inbox rows processed", ["channel", "outcome"], registry=r)
+        self.deliveries = Counter(
+            "frontdesk_outbox_deliveries_total", "Outbox delivery attempts", ["channel", "outcome"], registry=r
+        )
+        self.ack_latency = Histogram(
+            "frontdesk_webhook_ack_seconds", "Webhook receipt to answer", ["channel"], registry=r
+        )

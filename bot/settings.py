@@ -14,15 +14,18 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.automations import TRIGGERS, check_template
 from core.catalog import SLUG, BusinessSpec
 from core.errors import ConfigError
 
@@ -59,6 +62,36 @@ class DialogueSettings(_Model):
     turn_timeout_seconds: float = Field(default=30.0, gt=0)  # outer bound on one turn, whatever the engine
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     max_text_chars: int = Field(default=2000, ge=1)  # longer customer messages are cut before reading
+
+
+class InboxSettings(_Model):
+    """The inbox worker: how many conversations one process runs at once, how long a claim lasts
+    (longer than a turn can take), how often other processes' rows are polled."""
+
+    concurrency: int = Field(default=8, ge=1)
+    lease_seconds: float = Field(default=120.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=5, ge=1)  # a row that crashed this many turns is set aside (failed)
+    stale_after_minutes: int = Field(default=60, ge=1)  # older events are stored and shown, not answered
+
+
+class OutboxSettings(_Model):
+    """The outbox relay: exponential backoff with full jitter, capped; then the row is dead."""
+
+    batch_size: int = Field(default=32, ge=1)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class TestingSettings(_Model):
+    """Test-only switches (reliability tests): never set in production."""
+
+    fault_at: str | None = None  # a crash point of bot/faults.py: the process SIGKILLs itself there
+    workers: bool = True  # run the inbox worker and outbox relay in the background
 
 
 class AnthropicSettings(_Model):
@@ -119,8 +152,180 @@ class PaymentsSettings(_Model):
         return self
 
 
+class AlertRuleSettings(_Model):
+    """One alert rule's tuning; see docs/operations.md for each rule's meaning of ``threshold``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    enabled: bool = True
+    threshold: float
+    min_volume: int = Field(default=0, ge=0, validation_alias=AliasChoices("min_volume", "min_ratings"))
+    window_seconds: int = Field(default=3600, ge=1)
+    baseline_seconds: int = Field(default=7 * 86400, ge=1)  # conversion drop / payment spike baseline
+    baseline_factor: float = Field(default=3.0, gt=0)  # failed payments: rate > max(threshold, factor × baseline)
+    for_seconds: int = Field(default=0, ge=0)
+    keep_firing_for_seconds: int = Field(default=0, ge=0)
+    severity: Literal["warning", "critical"] = "warning"
+    repeat_interval_seconds: int | None = Field(default=None, ge=1)  # None: alerts.repeat_interval_seconds
+    resolve_ratio: float = Field(default=1.0, gt=0, le=1)
+    inhibits: list[str] = Field(default_factory=list)
+    inhibit_equal: list[str] = Field(default_factory=lambda: ["channel"])
+
+
+# The rules of reference/insights.md §6; config.yaml entries are laid over these key by key.
+DEFAULT_ALERT_RULES: dict[str, dict[str, Any]] = {
+    "slow_responses": {
+        "threshold": 60,
+        "min_volume": 10,
+        "window_seconds": 1800,
+        "for_seconds": 600,
+        "keep_firing_for_seconds": 600,
+        "resolve_ratio": 0.8,
+        "severity": "warning",
+        "repeat_interval_seconds": 4 * 3600,
+    },
+    "low_satisfaction": {
+        "threshold": 3.0,
+        "min_volume": 5,
+        "window_seconds": 86400,
+        "for_seconds": 0,
+        "keep_firing_for_seconds": 3600,
+        "severity": "warning",
+        "repeat_interval_seconds": 86400,
+    },
+    "conversion_drop": {
+        "threshold": 0.7,
+        "min_volume": 20,
+        "window_seconds": 86400,
+        "baseline_seconds": 7 * 86400,
+        "for_seconds": 3600,
+        "keep_firing_for_seconds": 3600,
+        "severity": "warning",
+        "repeat_interval_seconds": 86400,
+    },
+    "failed_payments": {
+        "threshold": 0.2,
+        "baseline_factor": 3.0,
+        "min_volume": 3,
+        "window_seconds": 900,
+        "baseline_seconds": 7 * 86400,
+        "for_seconds": 300,
+        "keep_firing_for_seconds": 900,
+        "severity": "critical",
+        "repeat_interval_seconds": 3600,
+    },
+    "sync_failure": {
+        "threshold": 2,
+        "min_volume": 0,
+        "window_seconds": 86400,
+        "for_seconds": 0,
+        "keep_firing_for_seconds": 300,
+        "severity": "critical",
+        "repeat_interval_seconds": 3600,
+    },
+    "channel_down": {
+        "threshold": 0.5,
+        "min_volume": 4,
+        "window_seconds": 600,
+        "for_seconds": 300,
+        "keep_firing_for_seconds": 600,
+        "severity": "critical",
+        "repeat_interval_seconds": 3600,
+        "inhibits": ["slow_responses", "conversion_drop"],
+        "inhibit_equal": ["channel"],
+    },
+}
+
+
+class QuietHoursSettings(_Model):
+    start: str = Field(default="22:00", pattern=r"^\d{2}:\d{2}$")
+    end: str = Field(default="07:00", pattern=r"^\d{2}:\d{2}$")
+    timezone: str = "UTC"
+    bypass: list[Literal["warning", "critical"]] = Field(default_factory=lambda: ["critical"])  # type: ignore[arg-type]
+
+
+class AlertTelegramSettings(_Model):
+    bot_token: SecretStr | None = None
+    api_base_url: str = "https://api.telegram.org"
+
+
+class AlertAdmin(_Model):
+    name: str
+    telegram_chat_id: str | None = None
+    phone: str | None = None  # E.164, for WhatsApp (template) and SMS
+    channels: list[Literal["telegram", "whatsapp", "sms"]] = Field(
+        default_factory=lambda: ["telegram", "whatsapp", "sms"]  # type: ignore[arg-type]
+    )  # escalation order: an unacknowledged critical alert moves one step along
+    businesses: list[str] = Field(default_factory=list)  # business slugs; empty = all of them
+
+
 class AlertsSettings(_Model):
-    model_config = ConfigDict(extra="allow")
+    enabled: bool = True
+    evaluation_seconds: int = Field(default=60, ge=1)
+    group_wait_seconds: int = Field(default=30, ge=0)
+    group_interval_seconds: int = Field(default=300, ge=0)
+    repeat_interval_seconds: int = Field(default=4 * 3600, ge=1)
+    ack_timeout_seconds: int = Field(default=900, ge=1)
+    quiet_hours: QuietHoursSettings | None = None
+    telegram: AlertTelegramSettings = Field(default_factory=AlertTelegramSettings)
+    # Same keys as an agent's channel config (channels/registry.py); ``template`` names the
+    # approved WhatsApp utility template ("Alert: {{1}} {{2}}").
+    whatsapp: dict[str, Any] | None = None
+    sms: dict[str, Any] | None = None
+    whatsapp_template: str = "admin_alert"
+    admins: list[AlertAdmin] = Field(default_factory=list)
+    rules: dict[str, AlertRuleSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_defaults(cls, data: Any) -> Any:
+        """Every rule exists; a config entry only changes the keys it names."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("rules") or {}
+        if not isinstance(given, dict):
+            return data
+        unknown = sorted(set(given) - set(DEFAULT_ALERT_RULES))
+        if unknown:
+            raise ValueError(f"unknown alert rule(s): {', '.join(unknown)}; known: {', '.join(DEFAULT_ALERT_RULES)}")
+        merged: dict[str, Any] = {}
+        for name, defaults in DEFAULT_ALERT_RULES.items():
+            entry = given.get(name) or {}
+            if isinstance(entry, AlertRuleSettings):
+                entry = entry.model_dump()
+            if "min_ratings" in entry:
+                entry = {k: v for k, v in entry.items() if k != "min_ratings"} | {"min_volume": entry["min_ratings"]}
+            merged[name] = {**defaults, **entry}
+        return {**data, "rules": merged}
+
+    @model_validator(mode="after")
+    def _telegram_token(self) -> AlertsSettings:
+        if any(a.telegram_chat_id for a in self.admins) and self.telegram.bot_token is None:
+            raise ValueError("alerts.telegram.bot_token is not set but an admin has a telegram_chat_id")
+        return self
+
+
+class SchedulerSettings(_Model):
+    enabled: bool = True
+    tick_seconds: float = Field(default=30.0, gt=0)
+    lease_seconds: int = Field(default=120, ge=5)  # a claimed row is another process's again after this
+    batch_size: int = Field(default=100, ge=1)
+
+
+class RemindersSettings(_Model):
+    enabled: bool = True
+    offsets_minutes: list[int] = Field(default_factory=lambda: [1440, 60])
+    # After downtime, a reminder more than this late is dropped (and recorded), never sent.
+    stale_after_minutes: int = Field(default=30, ge=0)
+    plan_ahead_hours: int = Field(default=72, ge=1)  # reminder rows are made for appointments this close
+
+
+class OutcomesSettings(_Model):
+    """Automatic completed / missed marking of appointments nobody marked by hand."""
+
+    enabled: bool = True
+    mark_after_minutes: int = Field(default=60, ge=0)  # after the appointment's end
+    default: Literal["completed", "missed"] = "completed"  # what an unmarked appointment becomes
+    lookback_hours: int = Field(default=72, ge=1)  # older unmarked appointments are left to people
 
 
 class SecuritySettings(_Model):
@@ -151,8 +356,32 @@ class AgentConfig(_Model):
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class AutomationConfig(_Model):
+    """One trigger's action for one business: a message (``{{placeholders}}``, None = the locale's
+    default wording), a calendar file where the channel allows, or nothing (``enabled: false``)."""
+
+    enabled: bool = True
+    message: str | None = None
+    ics: bool = True
+    template: str | None = None  # the approved WhatsApp template (outside the 24 h window); default: trigger name
+
+
 class BusinessConfig(BusinessSpec):
     agents: list[AgentConfig] = Field(default_factory=list)
+    # appointment.booked | .cancelled | .rescheduled | .no_show | .completed | .reminder
+    automations: dict[str, AutomationConfig] = Field(default_factory=dict)
+    video_link: str = ""  # {{video_link}} in automation messages
+    location_details: str = ""  # {{location_details}}; the address when empty
+
+    @field_validator("automations")
+    @classmethod
+    def _triggers(cls, value: dict[str, AutomationConfig]) -> dict[str, AutomationConfig]:
+        for trigger, config in value.items():
+            if trigger not in TRIGGERS:
+                raise ValueError(f"unknown automation trigger {trigger!r}; known: {', '.join(TRIGGERS)}")
+            if config.message is not None:
+                check_template(config.message)
+        return value
 
     @model_validator(mode="after")
     def _unique_agents(self) -> BusinessConfig:
@@ -172,8 +401,14 @@ class Settings(BaseSettings):
     anthropic: AnthropicSettings = Field(default_factory=AnthropicSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    reminders: RemindersSettings = Field(default_factory=RemindersSettings)
+    outcomes: OutcomesSettings = Field(default_factory=OutcomesSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    testing: TestingSettings = Field(default_factory=TestingSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     businesses: list[BusinessConfig] = Field(default_factory=list)
 

@@ -43,6 +43,11 @@ class PayloadTooLarge(FrontdeskError):
     code = "too_large"
 
 
+class UnsupportedMediaType(FrontdeskError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(FrontdeskError):
     status = 401
     code = "unauthorized"

@@ -57,7 +57,7 @@ class NewBooking:
     # Paid services only: the booking is created pending_payment and holds its slot this long.
     # A free service ignores it and is scheduled at once.
     hold_minutes: int | None = None
-    conversation_id: str | None = None  # the chat that booked it: insights attribute it to its agent
+    conversation_id: str | None = None  # the chat that booked it (insights attribute it; reminders speak there)
 
     def fingerprint(self) -> str:
         raw = "|".join([self.service, self.start.isoformat(), self.staff or "", self.customer_phone])
@@ -210,6 +210,7 @@ async def _create_in(
         request_fingerprint=req.fingerprint() if req.idempotency_key else None,
         rescheduled_from_id=rescheduled_from.id if rescheduled_from else None,
         hold_expires_at=now + timedelta(minutes=req.hold_minutes) if held and req.hold_minutes else None,
+        conversation_id=req.conversation_id,
         created_at=now,
         updated_at=now,
     )
@@ -486,8 +487,10 @@ async def reschedule(
     staff: str | None = None,
     actor: str = "api",
     enforce_policy: bool = True,
+    conversation_id: str | None = None,
 ) -> Appointment:
-    """Move a booking atomically: its old slot is released and the new one taken in one transaction."""
+    """Move a booking atomically: its old slot is released and the new one taken in one transaction.
+    The new booking keeps the old one's conversation unless ``conversation_id`` names the one moving it."""
     try:
         async with db.writing() as session:
             row = await _row(session, tenant_id, appointment_id)
@@ -498,7 +501,16 @@ async def reschedule(
             if enforce_policy:
                 ensure_notice(row.starts_at, now, service.reschedule_notice_hours, "rescheduled")
             await _release(session, row.id)
-            req = NewBooking(service.slug, new_start, customer.name, customer.phone or "", staff, None, actor)
+            req = NewBooking(
+                service.slug,
+                new_start,
+                customer.name,
+                customer.phone or "",
+                staff,
+                None,
+                actor,
+                conversation_id=conversation_id or row.conversation_id,
+            )
             moved = await _create_in(session, tenant_id, req, now, rescheduled_from=row, customer_id=customer.id)
             session.add(_event(row, Status.RESCHEDULED, now, actor, "rescheduled", rescheduled_to=moved.id))
             await insights.record_appointment(session, row, row.status, Status.RESCHEDULED.value, now)

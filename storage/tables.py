@@ -215,6 +215,8 @@ class Appointment(Base):
     rescheduled_from_id: Mapped[str | None] = mapped_column(String(36))
     rescheduled_to_id: Mapped[str | None] = mapped_column(String(36))
     hold_expires_at: Mapped[datetime | None]
+    # The chat it was booked in: reminders and automations speak there. None for API bookings.
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -513,6 +515,177 @@ class OutboxItem(Base):
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class Reminder(Base):
+    """One reminder of one appointment at one offset before it starts.
+
+    ``state``: pending → sent | dropped (stale, superseded, appointment not scheduled any more).
+    Sending claims the row with a compare-and-set UPDATE on ``lease_until``, so two scheduler
+    processes never both send it; the push is keyed ``reminder:<id>`` as a second guard.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "offset_minutes"),
+        Index("ix_reminders_due", "state", "due_at"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    appointment_id: Mapped[str] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
+    offset_minutes: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(64))  # why it was dropped
+    created_at: Mapped[datetime]
+
+
+class AutomationRun(Base):
+    """The log of automations: one row per action taken (or skipped) for one trigger.
+
+    ``key`` (``<event id>:<action>``) is unique: claiming an action is inserting its row, so an
+    action is taken once however many schedulers look at the same appointment event.
+    """
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (UniqueConstraint("key"), Index("ix_automation_runs_appointment", "appointment_id", "at"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    appointment_id: Mapped[str | None] = mapped_column(ForeignKey("appointments.id", ondelete="SET NULL"))
+    event_id: Mapped[str | None] = mapped_column(String(36))
+    key: Mapped[str] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(40))  # appointment.booked, appointment.no_show, ...
+    action: Mapped[str] = mapped_column(String(40))  # message, ics, follow_up.rebook, ...
+    status: Mapped[str] = mapped_column(String(16))  # claimed | done | skipped | failed
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime]
+
+
+class SyncEvent(Base):
+    """One run of a background integration (payments reconcile, calendar sync, ...): the sync-failure
+    alert reads consecutive failures and the age of the last success from here."""
+
+    __tablename__ = "sync_events"
+    __table_args__ = (Index("ix_sync_events_integration", "tenant_id", "integration", "at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    integration: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(String(255))
+    at: Mapped[datetime]
+
+
+class JobLease(Base):
+    """A singleton job (alert evaluation, roll-ups) runs in one scheduler process at a time."""
+
+    __tablename__ = "job_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+
+
+class AlertInstance(Base):
+    """One alert's lifecycle for one fingerprint (business, rule, scope): pending → firing → resolved.
+
+    ``open_key`` is the fingerprint while the instance is open (pending or firing) and NULL once
+    resolved: its unique constraint keeps one open instance per fingerprint on every backend.
+    """
+
+    __tablename__ = "alert_instances"
+    __table_args__ = (UniqueConstraint("open_key"), Index("ix_alert_instances_tenant_state", "tenant_id", "state"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    open_key: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16))  # pending | firing | resolved
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    active_since: Mapped[datetime]
+    firing_since: Mapped[datetime | None]
+    last_true_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    evaluated_at: Mapped[datetime]
+    notified_at: Mapped[datetime | None]  # first firing notification
+    resolved_notified_at: Mapped[datetime | None]
+    notify_count: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)  # index into each admin's channels
+    escalated_at: Mapped[datetime | None]
+
+
+class AlertGroup(Base):
+    """What the admins were last told about one (business, severity) group, for Alertmanager's timers."""
+
+    __tablename__ = "alert_groups"
+    __table_args__ = (UniqueConstraint("tenant_id", "severity"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    severity: Mapped[str] = mapped_column(String(16))
+    notified: Mapped[list[Any]] = mapped_column(default=list)  # fingerprints in the last firing message
+    last_notified_at: Mapped[datetime | None]
+
+
+class AlertSilence(Base):
+    """A time-boxed manual mute: every label in ``matchers`` must equal the alert's."""
+
+    __tablename__ = "alert_silences"
+    __table_args__ = (Index("ix_alert_silences_tenant_ends", "tenant_id", "ends_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    matchers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class AlertDelivery(Base):
+    """Every attempt to tell an admin: "alerts not delivered" is itself observable."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_tenant_at", "tenant_id", "at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    severity: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # firing | resolved | repeat | escalation
+    instance_ids: Mapped[list[Any]] = mapped_column(default=list)
+    admin: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))  # telegram | whatsapp | sms
+    status: Mapped[str] = mapped_column(String(16))  # sent | failed | skipped
+    error: Mapped[str | None] = mapped_column(String(255))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+class AlertRuleOverride(Base):
+    """A business's own tuning of one rule (from the dashboard), laid over ``alerts.rules``."""
+
+    __tablename__ = "alert_rule_overrides"
+    __table_args__ = (UniqueConstraint("tenant_id", "rule"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(40))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
 
 
 # --------------------------------------------------------------------------- insights store

@@ -18,7 +18,7 @@ from bot.dashboard.scope import Scope, resolve
 from bot.http import json_response, read_model
 from channels.base import OutboundMessage
 from core.booking import Appointment, Status
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from core.timezones import day_bounds, parse_day, parse_instant, zone
 from storage import bookings, conversations
 
@@ -100,6 +100,8 @@ async def reply(request: web.Request) -> web.Response:
     stored = await context(request).dialogue.push(
         scope.tenant_id, found.conversation.id, OutboundMessage(body.text), author="human"
     )
+    if stored is None:
+        raise Conflict("the customer has opted out of messages", code="opted_out")
     return json_response(stored.to_json(), status=201)
 
 

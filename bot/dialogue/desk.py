@@ -477,6 +477,7 @@ class Desk:
             self.clock(),
             staff=offer.staff,
             actor=f"chat:{self.party.channel}",
+            conversation_id=self.party.conversation_id,
         )
         view = await self._view(moved)
         self._claim(moved)

@@ -38,7 +38,7 @@ from channels.base import Option, OutboundMessage
 from core.booking import Status
 from core.errors import InvalidInput, NotFound
 from core.timezones import canonical_zone_name
-from storage import insights
+from storage import inbox, insights, outbox
 from storage import tables as t
 from storage.catalog import agent_by_slug, business_by_id
 from storage.engine import Database
@@ -63,6 +63,12 @@ class Incoming:
     sender_name: str | None = None
     timezone: str | None = None  # the customer's zone when the channel knows it
     locale: str | None = None
+    key: str | None = None  # idempotency of the inbound message (``inbox:<id>``): a re-run turn reuses it
+    inbox_id: int | None = None  # closed in the transaction that stores the replies
+    numbered: bool = False  # the channel shows options as numbered lines: a bare "2" picks the second
+    keyword: str | None = None  # stop | start | help, when the provider already classified the message
+    unsupported: bool = False  # media, stickers...: the customer gets a "text only" answer
+    silent: bool = False  # too old to answer automatically (after an outage): stored and shown, no reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,7 @@ class StoredMessage:
     text: str
     payload: dict[str, Any]
     created_at: datetime
+    relayed: bool = False  # queued in the outbox for a provider channel
 
     @property
     def message(self) -> OutboundMessage:
@@ -119,6 +126,7 @@ class DialogueManager:
         self.payments = payments  # None: prices are paid on the day
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
         self._listeners: dict[str, set[Listener]] = {}
+        self.on_outbox: Callable[[], None] = lambda: None  # wakes this process's outbox relay
 
     # ----- live delivery (web chat) ----------------------------------------------------------
     def listen(self, conversation_id: str, listener: Listener) -> Callable[[], None]:
@@ -150,24 +158,24 @@ class DialogueManager:
     # ----- a turn ----------------------------------------------------------------------------
     async def handle(self, incoming: Incoming) -> TurnResult:
         text = incoming.text.strip()[: self.settings.dialogue.max_text_chars]
+        choice = incoming.choice
         async with self._lock((incoming.agent, incoming.channel, incoming.sender)):
             now = self.clock()
             async with self.db.writing() as session:
                 conv = await self._conversation(session, incoming, now)
-                inbound = await self._append(
-                    session,
-                    conv,
-                    "in",
-                    "customer",
-                    text,
-                    {"choice": incoming.choice} if incoming.choice else {},
-                    now,
-                    provider_message_id=incoming.provider_message_id,
-                )
+                if incoming.numbered and choice is None:
+                    text, choice = await self._numbered_choice(session, conv.id, text)
+                inbound = await self._inbound(session, conv, incoming, text, choice, now)
+                rerun = inbound is None
+                if inbound is None:  # a turn that died half-way is run again on the same message
+                    inbound = await self._by_key(session, conv.id, incoming.key or "")
+                    if inbound is None:
+                        raise RuntimeError("the stored message of a re-run turn vanished")
                 conv.last_inbound_at = now
                 if incoming.timezone and not conv.timezone:
                     conv.timezone = _zone_or_none(incoming.timezone)
-                early = self._gatekeeper(conv, text, now)
+                business = await business_by_id(session, conv.tenant_id)
+                early = self._gatekeeper(conv, incoming, text, now, business.name, rerun=rerun)
                 state = dict(conv.state or {})
                 party = Party(
                     conv.tenant_id,
@@ -179,7 +187,6 @@ class DialogueManager:
                     conv.locale,
                     conv.timezone,
                 )
-                business = await business_by_id(session, conv.tenant_id)
                 history = await self._history(session, conv.id, inbound.seq) if early is None else ()
                 first = inbound.seq == 1
                 conversation_id = conv.id
@@ -196,7 +203,7 @@ class DialogueManager:
                     payments=self.payments,
                     hold_minutes=self.settings.payments.hold_minutes,
                 )
-                turn = Turn(text, incoming.choice, now, inbound.seq, first, history)
+                turn = Turn(text, choice, now, inbound.seq, first, history)
                 replies = await self._answer(turn, desk, state)
             async with self.db.writing() as session:
                 conv = await _locked(session, conversation_id)
@@ -207,6 +214,8 @@ class DialogueManager:
                             session, conv, "out", "bot", reply.text, reply.to_payload(), self.clock(), response_from=now
                         )
                     )
+                if incoming.inbox_id is not None:
+                    await inbox.finish(session, incoming.inbox_id, self.clock())
                 if desk is not None:
                     customer_id = desk.state.get("customer_id")
                     if customer_id and conv.customer_id != customer_id:
@@ -220,13 +229,24 @@ class DialogueManager:
                     await insights.record_turn(session, conv, desk.outcomes, rating, now)
         result = TurnResult(conversation_id, inbound.seq, tuple(stored))
         self._publish(conversation_id, result.replies)
+        if any(r.relayed for r in stored):
+            self.on_outbox()
         return result
 
-    def _gatekeeper(self, conv: t.Conversation, text: str, now: datetime) -> list[OutboundMessage] | None:
+    def _gatekeeper(
+        self,
+        conv: t.Conversation,
+        incoming: Incoming,
+        text: str,
+        now: datetime,
+        business_name: str,
+        *,
+        rerun: bool = False,
+    ) -> list[OutboundMessage] | None:
         """Replies decided before any engine runs (``[]`` = stay silent), or None to let the engine answer."""
-        word = " ".join(text.lower().split()).strip(".!")
-        if word in STOP_WORDS:
-            already = conv.opted_out
+        word = incoming.keyword or " ".join(text.lower().split()).strip(".!")
+        if word == "stop" or word in STOP_WORDS:
+            already = conv.opted_out and not rerun
             conv.opted_out = True
             return [] if already else [OutboundMessage(catalogue.text("optout.confirmed", conv.locale))]
         if conv.opted_out:
@@ -234,14 +254,20 @@ class DialogueManager:
                 conv.opted_out = False
                 return [OutboundMessage(catalogue.text("optout.resumed", conv.locale), main_menu(conv.locale))]
             return []
-        if conv.status == "escalated":
+        if incoming.silent or conv.status == "escalated":
             return []
+        if incoming.keyword == "help":
+            return [OutboundMessage(catalogue.text("optout.help", conv.locale, business=business_name))]
+        if rerun:  # the token was taken when the message first arrived
+            return None
         if not self._take_token(conv, now):
             if conv.throttle_noticed:
                 return []
             conv.throttle_noticed = True
             return [OutboundMessage(catalogue.text("throttled", conv.locale))]
         conv.throttle_noticed = False
+        if incoming.unsupported:
+            return [OutboundMessage(catalogue.text("unsupported", conv.locale), main_menu(conv.locale))]
         return None
 
     def _take_token(self, conv: t.Conversation, now: datetime) -> bool:
@@ -291,15 +317,40 @@ class DialogueManager:
 
     # ----- outside the turn: people and providers --------------------------------------------
     async def push(
-        self, tenant_id: str, conversation_id: str, message: OutboundMessage, *, author: str = "system"
-    ) -> StoredMessage:
-        """Add a message to a conversation from outside a turn (a person, a payment, a reminder)."""
-        async with self.db.writing() as session:
-            conv = await _locked(session, conversation_id)
-            if conv.tenant_id != tenant_id:
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        message: OutboundMessage,
+        *,
+        author: str = "system",
+        key: str | None = None,
+    ) -> StoredMessage | None:
+        """Add a message to a conversation from outside a turn (a person, a payment, a reminder).
+
+        It waits for a running turn (the conversation's lock), goes out through the conversation's
+        own channel (the outbox, for provider channels), is never sent to a customer who opted out
+        (None), and with a ``key`` is sent once however often it is pushed (the first one is returned).
+        """
+        async with self.db.reading() as session:
+            found = await session.get(t.Conversation, conversation_id)
+            if found is None or found.tenant_id != tenant_id:
                 raise NotFound("no such conversation")
-            stored = await self._append(session, conv, "out", author, message.text, message.to_payload(), self.clock())
+            agent = await session.get(t.Agent, found.agent_id)
+            lock_key = (agent.slug if agent else "", found.channel, found.sender)
+        async with self._lock(lock_key), self.db.writing() as session:
+            conv = await _locked(session, conversation_id)
+            if key is not None:
+                existing = await self._by_key(session, conv.id, key)
+                if existing is not None:
+                    return existing
+            if conv.opted_out:
+                return None
+            stored = await self._append(
+                session, conv, "out", author, message.text, message.to_payload(), self.clock(), key=key
+            )
         self._publish(conversation_id, (stored,))
+        if stored.relayed:
+            self.on_outbox()
         return stored
 
     async def release(self, tenant_id: str, conversation_id: str) -> None:
@@ -404,11 +455,13 @@ class DialogueManager:
         *,
         provider_message_id: str | None = None,
         response_from: datetime | None = None,
+        key: str | None = None,
     ) -> StoredMessage:
         seq = conv.next_seq
         conv.next_seq = seq + 1
         conv.last_activity_at = at
         response_ms = int((at - response_from).total_seconds() * 1000) if response_from else None
+        relay = direction == "out" and outbox.relayed(conv.channel) and not conv.opted_out
         row = t.Message(
             tenant_id=conv.tenant_id,
             conversation_id=conv.id,
@@ -418,14 +471,64 @@ class DialogueManager:
             text=text,
             payload=payload,
             provider_message_id=provider_message_id,
-            status="received" if direction == "in" else "sent",
+            status="received" if direction == "in" else ("queued" if relay else "sent"),
             response_ms=response_ms,
+            key=key,
             created_at=at,
         )
         session.add(row)
         await session.flush()
         await insights.record_message(session, conv, row)  # same transaction: counted once, never lost
-        return _stored(row)
+        if relay:
+            outbox.enqueue(session, conv, row, f"{conv.id}:{seq}", at)
+        return _stored(row, relayed=relay)
+
+    async def _inbound(
+        self,
+        session: AsyncSession,
+        conv: t.Conversation,
+        incoming: Incoming,
+        text: str,
+        choice: str | None,
+        now: datetime,
+    ) -> StoredMessage | None:
+        """Store the customer's message, or None when this key was stored by an earlier, unfinished run."""
+        if incoming.key is not None and await self._by_key(session, conv.id, incoming.key) is not None:
+            return None
+        return await self._append(
+            session,
+            conv,
+            "in",
+            "customer",
+            text,
+            {"choice": choice} if choice else {},
+            now,
+            provider_message_id=incoming.provider_message_id,
+            key=incoming.key,
+        )
+
+    async def _by_key(self, session: AsyncSession, conversation_id: str, key: str) -> StoredMessage | None:
+        row = await session.scalar(
+            select(t.Message).where(t.Message.conversation_id == conversation_id, t.Message.key == key)
+        )
+        return _stored(row) if row is not None else None
+
+    async def _numbered_choice(self, session: AsyncSession, conversation_id: str, text: str) -> tuple[str, str | None]:
+        """On channels without buttons options are numbered lines; a bare number picks one."""
+        digits = text.strip().rstrip(".)")
+        if not digits.isdigit():
+            return text, None
+        payload = await session.scalar(
+            select(t.Message.payload)
+            .where(t.Message.conversation_id == conversation_id, t.Message.direction == "out")
+            .order_by(t.Message.seq.desc())
+            .limit(1)
+        )
+        options = (payload or {}).get("options") or []
+        index = int(digits) - 1
+        if 0 <= index < len(options):
+            return options[index]["label"], options[index]["id"]
+        return text, None
 
     async def _history(self, session: AsyncSession, conversation_id: str, before: int) -> tuple[tuple[str, str], ...]:
         rows = await session.execute(
@@ -447,8 +550,8 @@ async def _locked(session: AsyncSession, conversation_id: str) -> t.Conversation
     return conv
 
 
-def _stored(row: t.Message) -> StoredMessage:
-    return StoredMessage(row.seq, row.direction, row.author, row.text, dict(row.payload or {}), row.created_at)
+def _stored(row: t.Message, *, relayed: bool = False) -> StoredMessage:
+    return StoredMessage(row.seq, row.direction, row.author, row.text, dict(row.payload or {}), row.created_at, relayed)
 
 
 def _zone_or_none(name: str | None) -> str | None:

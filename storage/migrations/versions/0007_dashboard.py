@@ -1,7 +1,7 @@
 """dashboard users, sessions and login attempts
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0005, 0006
 Create Date: 2026-11-21 15:25:23
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"  # the lead re-chains at merge
+down_revision = ("0005", "0006")  # merges the insights and operations branches; the lead re-chains at merge
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,179 @@
+"""The inbox worker: takes stored provider events and runs them as dialogue turns.
+
+Per conversation, one worker at a time (a lease in the database, so this holds across processes)
+works through the conversation's rows in the provider's order. A turn's replies, its outbox rows
+and the closing of its inbox row commit together (in the dialogue manager), so a crash anywhere
+leaves either a row to redo or a finished turn, never half of one. A row that keeps crashing its
+turn is set aside as ``failed`` after ``inbox.max_attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.dialogue.manager import DialogueManager, Incoming
+from bot.faults import Faults
+from bot.metrics import Metrics
+from bot.routing import Routing
+from bot.settings import InboxSettings
+from storage import inbox
+from storage import tables as t
+from storage.engine import Database
+
+log = logging.getLogger(__name__)
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        dialogue: DialogueManager,
+        routing: Routing,
+        settings: InboxSettings,
+        clock: Callable[[], datetime],
+        metrics: Metrics,
+        faults: Faults | None = None,
+    ) -> None:
+        self.db = db
+        self.dialogue = dialogue
+        self.routing = routing
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.faults = faults or Faults()
+        self.holder = f"worker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._wake = asyncio.Event()
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._slugs: dict[str, str] = {}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Until cancelled: start a task per waiting conversation, then sleep until woken or polled."""
+        try:
+            while True:
+                try:
+                    await self._start_waiting()
+                except Exception as exc:  # the database hiccuped: the next pass tries again
+                    log.warning("inbox pass failed: %s", type(exc).__name__)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+        finally:
+            await self.drain()
+
+    async def run_once(self) -> int:
+        """Process everything waiting now and return when done (tests, benchmarks)."""
+        started = await self._start_waiting()
+        await self.drain()
+        return started
+
+    async def drain(self) -> None:
+        tasks = list(self._active.values())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _start_waiting(self) -> int:
+        keys = await inbox.waiting_conversations(self.db, self.clock(), self.settings.concurrency * 4)
+        started = 0
+        for key in keys:
+            if key.lease_key in self._active:
+                continue
+            task = asyncio.create_task(self._conversation(key))
+            self._active[key.lease_key] = task
+            task.add_done_callback(lambda _t, k=key.lease_key: self._active.pop(k, None))
+            started += 1
+        return started
+
+    async def _conversation(self, key: inbox.ConversationKey) -> None:
+        async with self._slots:
+            seconds = self.settings.lease_seconds
+            if not await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds):
+                return  # another worker (maybe another process) runs this conversation
+            try:
+                while True:
+                    self.faults.crash_if("before_claim")
+                    item = await inbox.claim_next(self.db, key, self.holder, self.clock(), seconds)
+                    if item is None:
+                        return
+                    if not await self._process(item):
+                        return  # leave the rest of this conversation for a later pass, in order
+                    await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds)
+            finally:
+                with contextlib.suppress(Exception):
+                    await inbox.drop_lease(self.db, key, self.holder)
+
+    async def _process(self, item: inbox.Item) -> bool:
+        """Run one row; False when it must be retried later (the conversation then waits)."""
+        now = self.clock()
+        if item.attempts > self.settings.max_attempts:
+            async with self.db.writing() as session:
+                await inbox.finish(session, item.id, now, state="failed", error="too many attempts")
+            self.metrics.turns.labels(item.channel, "failed").inc()
+            log.error("inbox row %s failed %d times; set aside", item.id, item.attempts - 1)
+            return True
+        try:
+            if item.kind == "status":
+                async with self.db.writing() as session:
+                    await inbox.apply_status(session, item.tenant_id, item.event, now)
+                    await inbox.finish(session, item.id, now)
+            else:
+                await self.dialogue.handle(await self._incoming(item, now))
+                self.faults.crash_if("after_turn_commit")
+        except Exception as exc:
+            log.warning("inbox row %s: turn failed (%s); retried later", item.id, type(exc).__name__)
+            self.metrics.turns.labels(item.channel, "retry").inc()
+            async with self.db.writing() as session:
+                row = await session.get(t.InboxItem, item.id)
+                if row is not None and row.state == "processing":
+                    row.claimed_by = None
+                    row.lease_until = now + timedelta(seconds=min(60.0, 2.0**item.attempts))
+                    row.last_error = type(exc).__name__[:255]
+            return False
+        self.metrics.turns.labels(item.channel, item.kind).inc()
+        adapter = self.routing.adapter(item.agent_id, item.channel)
+        if adapter is not None and item.kind == "choice":
+            try:
+                await adapter.acknowledge(item.event)
+            except Exception as exc:  # the spinner on the customer's button; nothing is lost
+                log.info("acknowledge on %s failed: %s", item.channel, type(exc).__name__)
+        return True
+
+    async def _incoming(self, item: inbox.Item, now: datetime) -> Incoming:
+        event = item.event
+        adapter = self.routing.adapter(item.agent_id, item.channel)
+        stale_before = now - timedelta(minutes=self.settings.stale_after_minutes)
+        keyword = event.extra.get("opt_out") if isinstance(event.extra.get("opt_out"), str) else None
+        return Incoming(
+            agent=await self._slug(item.agent_id),
+            channel=item.channel,
+            sender=item.sender,
+            text=event.text,
+            choice=event.choice if event.kind == "choice" else None,
+            provider_message_id=event.provider_message_id,
+            sender_name=event.sender_name,
+            key=f"inbox:{item.id}",
+            inbox_id=item.id,
+            numbered=adapter is not None and adapter.capabilities.max_buttons == 0,
+            keyword=keyword,
+            unsupported=event.kind == "unsupported",
+            silent=event.sent_at is not None and event.sent_at < stale_before,
+        )
+
+    async def _slug(self, agent_id: str) -> str:
+        if agent_id not in self._slugs:
+            async with self.db.reading() as session:
+                agent = await session.get(t.Agent, agent_id)
+                if agent is None:
+                    raise LookupError("the agent of an inbox row is gone")
+                self._slugs[agent_id] = agent.slug
+        return self._slugs[agent_id]

@@ -1,0 +1,129 @@
+"""Outbound delivery through the outbox: backoff with jitter, Retry-After, permanent failures (R09–R11)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from sqlalchemy import select
+
+from bot.relay import backoff_seconds
+from bot.settings import OutboxSettings
+from storage import outbox
+from storage import tables as t
+from tests.pipeline.conftest import Harness, wa_text
+
+
+async def _one_turn_queued(harness: Harness, wamid: str = "wamid.out") -> list[t.OutboxItem]:
+    assert await harness.post(wa_text(wamid, "what are your opening hours?")) == 200
+    await harness.pipeline.worker.run_once()
+    rows = await harness.outbox()
+    assert rows and all(r.state == "pending" for r in rows)
+    return rows
+
+
+async def test_r09_two_503s_then_delivered_with_jittered_backoff(harness: Harness) -> None:
+    rows = await _one_turn_queued(harness)
+    harness.graph.fail("/", 503, times=2)
+    settings = harness.pipeline.relay.settings
+    delays = []
+    for attempt in (1, 2):
+        assert await harness.pipeline.relay.run_once() >= 1
+        async with harness.db.reading() as session:
+            row = await session.get(t.OutboxItem, rows[0].id)
+        assert row is not None and row.state == "pending" and row.attempts == attempt
+        delay = (row.next_attempt_at - harness.clock.now).total_seconds()
+        assert 0 <= delay <= settings.backoff_base_seconds * 2 ** (attempt - 1)
+        delays.append(delay)
+        assert await harness.pipeline.relay.run_once() == 0 or delay == 0  # not due before its time
+        harness.clock.advance(seconds=delay + 0.001)
+    await harness.work()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, rows[0].id)
+    assert row is not None and (row.state, row.attempts) == ("sent", 3)
+    assert len([c for c in harness.graph.requests if c.method == "POST"]) == 2 + len(rows)
+
+
+def test_backoff_is_full_jitter_capped() -> None:
+    settings = OutboxSettings(backoff_base_seconds=1, backoff_cap_seconds=30)
+    rng = random.Random(7)
+    for attempt in range(1, 12):
+        samples = [backoff_seconds(attempt, settings, rng) for _ in range(200)]
+        ceiling = min(30, 2 ** (attempt - 1))
+        assert all(0 <= s <= ceiling for s in samples)
+        assert max(samples) > ceiling * 0.8  # it spreads over the whole window
+
+
+async def test_r10_a_blocked_recipient_goes_dead_at_once_and_can_be_replayed(harness: Harness) -> None:
+    rows = await _one_turn_queued(harness)
+    harness.graph.graph_error(131026, status=400)  # message undeliverable
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        first = await session.get(t.OutboxItem, rows[0].id)
+        message = await session.get(t.Message, rows[0].message_id)
+    assert first is not None and (first.state, first.attempts) == ("dead", 1)
+    assert first.last_error == "undeliverable"
+    assert message is not None and message.status == "failed"
+    dead = await outbox.dead(harness.db, rows[0].tenant_id)
+    assert [d.id for d in dead] == [rows[0].id]
+    # a person replays it from the dashboard/API once the problem is fixed
+    resp = await harness.client.post(
+        f"/api/outbox/{rows[0].id}/replay", headers={"Authorization": f"Bearer {await _token(harness)}"}
+    )
+    assert resp.status == 200
+    await harness.work()
+    async with harness.db.reading() as session:
+        states = list(await session.scalars(select(t.OutboxItem.state).order_by(t.OutboxItem.id)))
+    assert states == ["sent"] * len(rows)
+
+
+async def test_r10_a_blocked_bot_marks_the_conversation_unreachable(harness: Harness) -> None:
+    rows = await _one_turn_queued(harness)
+    harness.graph.graph_error(131047, status=400)  # re-engagement: outside the window
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, rows[0].id)
+    assert row is not None and row.state == "dead" and row.last_error == "window_closed"
+
+
+async def test_r11_retry_after_is_honoured(harness: Harness) -> None:
+    rows = await _one_turn_queued(harness)
+    harness.graph.graph_error(130429, status=429, retry_after=7)
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, rows[0].id)
+    assert row is not None and row.state == "pending"
+    assert (row.next_attempt_at - harness.clock.now).total_seconds() >= 7
+    harness.clock.advance(seconds=6)
+    assert await harness.pipeline.relay.run_once() == 0
+    harness.clock.advance(seconds=1.5)
+    await harness.work()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, rows[0].id)
+    assert row is not None and row.state == "sent"
+
+
+async def test_messages_of_one_conversation_leave_in_order(harness: Harness) -> None:
+    rows = await _one_turn_queued(harness)
+    if len(rows) < 2:
+        assert await harness.post(wa_text("wamid.second", "book a check-up")) == 200
+        await harness.pipeline.worker.run_once()
+        rows = await harness.outbox()
+    harness.graph.fail("/", 503, times=1)
+    await harness.pipeline.relay.run_once()  # the first fails; the later ones must wait for it
+    async with harness.db.reading() as session:
+        states = list(await session.scalars(select(t.OutboxItem.state).order_by(t.OutboxItem.id)))
+    assert states[0] == "pending" and "sent" not in states
+    harness.clock.advance(seconds=5)
+    await harness.work()
+    texts = [json.dumps(b, ensure_ascii=False) for b in harness.sends()]
+    order = [
+        next(i for i, r in enumerate(rows) if json.dumps(r.text[:15], ensure_ascii=False)[1:-1] in x) for x in texts
+    ]
+    assert order == sorted(order) and set(order) == set(range(len(rows)))
+
+
+async def _token(harness: Harness) -> str:
+    from tests.conftest import new_token
+
+    return await new_token(harness.db, "acme", harness.clock)
