@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.dashboard import auth, data, grades, pages
+from bot.dashboard import alerting, auth, data, grades, pages
 
 
 def install(app: web.Application) -> None:
@@ -15,3 +15,4 @@ def install(app: web.Application) -> None:
     app.router.add_routes(pages.routes)
     app.router.add_routes(data.routes)
     app.router.add_routes(grades.routes)
+    app.router.add_routes(alerting.routes)

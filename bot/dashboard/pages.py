@@ -122,3 +122,17 @@ async def booking_list(request: web.Request) -> web.Response:
     return await _page(
         request, scope, "bookings", "Bookings", timezone=scope.business.timezone, currency=scope.business.currency
     )
+
+
+@routes.get("/dashboard/alerts")
+async def alert_list(request: web.Request) -> web.Response:
+    scope = await resolve(request)
+    scope.managers_only()
+    return await _page(request, scope, "alerts", "Alerts")
+
+
+@routes.get("/dashboard/alerts/rules")
+async def alert_rules(request: web.Request) -> web.Response:
+    scope = await resolve(request)
+    scope.managers_only()
+    return await _page(request, scope, "rules", "Alert rules")

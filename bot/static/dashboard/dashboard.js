@@ -412,5 +412,67 @@
     }).catch(failed);
   };
 
+  pages.alerts = function () {
+    var list = el("div", { id: "alerts" });
+    var muted = el("div", { id: "silences" });
+    content.appendChild(list);
+    content.appendChild(el("h2", { text: "Silences" }));
+    content.appendChild(muted);
+    function scopeText(s) { return Object.keys(s || {}).map(function (k) { return k + "=" + s[k]; }).join(", "); }
+    function load() {
+      call("GET", "/dashboard/data/alerts").then(function (data) {
+        clear(list);
+        clear(muted);
+        list.appendChild(table(["Alert", "Severity", "Scope", "State", "Value / threshold", "Since", "Acknowledged", ""], data.alerts.map(function (a) {
+          var actions = el("span", { className: "actions" });
+          if (!a.acknowledgedAt && a.state !== "resolved") {
+            actions.appendChild(el("button", { type: "button", className: "ack", text: "Acknowledge", on: { click: function () {
+              call("POST", "/dashboard/data/alerts/" + encodeURIComponent(a.id) + "/acknowledge").then(load).catch(failed);
+            } } }));
+          }
+          if (a.state !== "resolved") {
+            actions.appendChild(el("button", { type: "button", className: "silence", text: "Silence 4 h", on: { click: function () {
+              call("POST", "/dashboard/data/alerts/" + encodeURIComponent(a.id) + "/silence", null, { hours: 4 }).then(function () { setStatus("Silenced for 4 hours."); load(); }).catch(failed);
+            } } }));
+          }
+          return [a.title, a.severity, scopeText(a.scope), a.state, (a.value === null ? "—" : a.value) + " / " + a.threshold, when(a.activeSince), a.acknowledgedAt ? when(a.acknowledgedAt) : "no", actions];
+        }), "Alerts"));
+        muted.appendChild(data.silences.length ? table(["Matches", "Until", ""], data.silences.map(function (s) {
+          return [scopeText(s.matchers), when(s.endsAt), el("button", { type: "button", text: "End now", on: { click: function () {
+            call("POST", "/dashboard/data/silences/" + encodeURIComponent(s.id) + "/expire").then(load).catch(failed);
+          } } })];
+        })) : el("p", { text: "No active silences." }));
+        setStatus(data.alerts.length + " alert(s)");
+      }).catch(failed);
+    }
+    load();
+  };
+
+  pages.rules = function () {
+    var holder = el("div", { id: "rules" });
+    content.appendChild(holder);
+    function row(r) {
+      var enabled = el("input", { type: "checkbox", "aria-label": r.title + " enabled" });
+      enabled.checked = !!r.enabled;
+      var threshold = el("input", { type: "number", step: "any", min: 0, value: r.threshold, "aria-label": r.title + " threshold" });
+      var minVolume = el("input", { type: "number", step: 1, min: 0, value: r.minVolume, "aria-label": r.title + " minimum volume" });
+      var severity = el("select", { "aria-label": r.title + " severity" }, ["warning", "critical"].map(function (s) { return el("option", { value: s, text: s, selected: s === r.severity }); }));
+      var save = el("button", { type: "button", text: "Save", on: { click: function () {
+        call("POST", "/dashboard/data/alert-rules/" + encodeURIComponent(r.rule), null, {
+          enabled: enabled.checked, threshold: Number(threshold.value), min_volume: Number(minVolume.value), severity: severity.value
+        }).then(function (data) { setStatus("Saved."); draw(data.rules); }).catch(failed);
+      } } });
+      var reset = el("button", { type: "button", text: "Back to defaults", disabled: !r.overridden.length, on: { click: function () {
+        call("POST", "/dashboard/data/alert-rules/" + encodeURIComponent(r.rule), null, {}).then(function (data) { setStatus("Reset."); draw(data.rules); }).catch(failed);
+      } } });
+      return [r.title + " (" + r.direction + ", " + r.unit + ")", enabled, threshold, minVolume, severity, r.overridden.length ? "this business" : "config", el("span", { className: "actions" }, [save, reset])];
+    }
+    function draw(rules) {
+      clear(holder);
+      holder.appendChild(table(["Rule", "On", "Threshold", "Min. volume", "Severity", "From", ""], rules.map(row), "Alert rules"));
+    }
+    call("GET", "/dashboard/data/alert-rules").then(function (data) { draw(data.rules); setStatus(""); }).catch(failed);
+  };
+
   if (pages[pageName]) { pages[pageName](); }
 })();
