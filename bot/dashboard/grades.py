@@ -61,6 +61,7 @@ async def grade(request: web.Request) -> web.Response:
     return json_response(
         {
             "agent": {"slug": agent.slug, "name": agent.name},
+            "currency": scope.business.currency,
             "days": WINDOW_DAYS,
             "period": board["period"],
             "performance": performance,
@@ -79,7 +80,7 @@ async def comparison(request: web.Request) -> web.Response:
         data = await insights.comparison(
             session, scope.tenant_id, start=_day(request, "date_from"), end=_day(request, "date_to"), now=ctx.clock()
         )
-    return json_response(data)
+    return json_response({**data, "currency": scope.business.currency})
 
 
 @routes.get("/dashboard/data/charts")

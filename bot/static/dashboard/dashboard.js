@@ -246,10 +246,10 @@
   };
 
   pages.bookings = function () {
-    var today = new Date();
     var iso = function (d) { return d.toISOString().slice(0, 10); };
-    var from = el("input", { type: "date", id: "date-from", value: iso(today) });
-    var to = el("input", { type: "date", id: "date-to", value: iso(new Date(today.getTime() + 6 * 86400000)) });
+    // empty at first: the server picks the business's today and the next six days
+    var from = el("input", { type: "date", id: "date-from" });
+    var to = el("input", { type: "date", id: "date-to" });
     var status = el("select", { id: "booking-status" }, [el("option", { value: "", text: "Any status" })].concat(
       ["pending_payment", "scheduled", "completed", "missed", "cancelled", "rescheduled"].map(function (s) { return el("option", { value: s, text: s }); })));
     var view = el("select", { id: "booking-view" }, [el("option", { value: "list", text: "List" }), el("option", { value: "calendar", text: "Calendar" })]);
@@ -307,6 +307,8 @@
       setStatus("Loading…");
       call("GET", "/dashboard/data/bookings", { date_from: from.value, date_to: to.value, status: status.value }).then(function (data) {
         clear(results);
+        from.value = data.dateFrom;
+        to.value = data.dateTo;
         if (view.value === "calendar") { results.appendChild(calendar(data)); }
         else {
           results.appendChild(table(["When (" + data.timezone + ")", "Service", "Staff", "Customer", "Status", "Price", ""], data.bookings.map(function (b) {
@@ -343,17 +345,17 @@
       ]);
       var metrics = el("div", { className: "columns" }, [
         metricList("Conversations", p.conversationMetrics, { totalConversations: "Conversations", customerSatisfactionAvg: "Satisfaction (1–5)", conversationCompletionRate: "Completion %", escalationRate: "Escalation %", averageResponseTime: "Avg response (ms)" }),
-        metricList("Business", p.businessMetrics, { totalRevenue: "Revenue", conversionRate: "Conversion %", appointmentsBooked: "Appointments", appointmentCompletionRate: "Completed %", noShowRate: "No-show %" })
+        metricList("Business", Object.assign({}, p.businessMetrics, { totalRevenue: money((p.businessMetrics || {}).totalRevenue, data.currency) }), { totalRevenue: "Revenue", conversionRate: "Conversion %", appointmentsBooked: "Appointments", appointmentCompletionRate: "Completed %", noShowRate: "No-show %" })
       ]);
       var trend = data.trend || [];
-      var c = chartBox("Grade trend (score by week)");
+      var c = chartBox("Grade trend (30-day score, week by week)");
       content.appendChild(card);
       content.appendChild(lists);
       content.appendChild(metrics);
       content.appendChild(el("h2", { text: "Trend" }));
-      content.appendChild(table(["Week from", "Grade", "Score"], trend.map(function (w) { return [w.start.slice(0, 10), w.grade, w.score === null ? "—" : w.score]; }), "Weekly grades"));
+      content.appendChild(table(["30 days to", "Grade", "Score"], trend.map(function (w) { return [w.end, w.grade, w.score === null ? "—" : w.score]; }), "Grade over rolling 30-day windows, week by week"));
       content.appendChild(c.box);
-      chart(c.canvas, { type: "line", data: { labels: trend.map(function (w) { return w.start.slice(0, 10); }), datasets: [{ label: "Score", data: trend.map(function (w) { return w.score; }) }] }, options: { scales: { y: { min: 0, max: 100 } } } });
+      chart(c.canvas, { type: "line", data: { labels: trend.map(function (w) { return w.end; }), datasets: [{ label: "Score", data: trend.map(function (w) { return w.score; }) }] }, options: { scales: { y: { min: 0, max: 100 } } } });
       setStatus("");
     }).catch(failed);
   };
@@ -362,10 +364,10 @@
     setStatus("Loading…");
     call("GET", "/dashboard/data/comparison").then(function (data) {
       var s = data.summary || {};
-      content.appendChild(metricList("Summary", s, { totalAgents: "Agents", avgSatisfaction: "Avg satisfaction", totalRevenue: "Revenue", avgConversionRate: "Avg conversion %" }));
+      content.appendChild(metricList("Summary", Object.assign({}, s, { totalRevenue: money(s.totalRevenue, data.currency) }), { totalAgents: "Agents", avgSatisfaction: "Avg satisfaction", totalRevenue: "Revenue", avgConversionRate: "Avg conversion %" }));
       var rows = data.comparisons || [];
       content.appendChild(table(["Agent", "Grade", "Revenue", "Conversion %", "Satisfaction"], rows.map(function (r) {
-        return [link("/dashboard/agents/" + encodeURIComponent(r.agentSlug), r.agentName || r.agentSlug), r.performanceGrade, (r.businessMetrics || {}).totalRevenue, (r.businessMetrics || {}).conversionRate, (r.conversationMetrics || {}).customerSatisfactionAvg];
+        return [link("/dashboard/agents/" + encodeURIComponent(r.agentSlug), r.agentName || r.agentSlug), r.performanceGrade, money((r.businessMetrics || {}).totalRevenue, data.currency), (r.businessMetrics || {}).conversionRate, (r.conversationMetrics || {}).customerSatisfactionAvg];
       }), "Agents"));
       var c = chartBox("Revenue by agent");
       content.appendChild(c.box);
