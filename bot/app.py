@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import analytics, api, automations, conversations, webchat, webhooks
+from bot import analytics, api, automations, conversations, dashboard, webchat, webhooks
 from bot.alerts import AlertDesk, build_senders
 from bot.automations import AUTOMATIONS, Automations
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
@@ -206,6 +206,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_routes(automations.routes)
     webchat.install(app)  # web chat routes, and its sockets closed on shutdown
     analytics.install(app)  # /api/analytics/*: insights, CSV export, realtime stream
+    dashboard.install(app)  # /dashboard: login sessions, pages and their data
     return app
 
 

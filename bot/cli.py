@@ -14,7 +14,7 @@ from aiohttp import web
 from bot import logs
 from bot.context import system_clock
 from bot.settings import Settings, load_settings
-from core.errors import ConfigError, FrontdeskError
+from core.errors import ConfigError, FrontdeskError, InvalidInput
 from storage import catalog, migrate, tokens
 from storage.engine import create_database
 
@@ -237,6 +237,59 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
+def _read_password(prompt: str = "Password: ") -> str:
+    """From the terminal (asked twice, not echoed), else the first line of stdin (scripts, tests)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(prompt)
+        if getpass.getpass("Again: ") != first:
+            raise InvalidInput("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    """A dashboard login; only the argon2id hash of the password is stored."""
+    from bot.app import prepare_database
+    from storage import users
+
+    if args.role == "admin" and args.business:
+        raise InvalidInput("an admin sees every business: leave out --business")
+    if args.role != "admin" and not args.business:
+        raise InvalidInput(f"a {args.role} needs --business")
+    if args.role == "staff" and not args.staff:
+        raise InvalidInput("a staff user needs --staff (their staff slug)")
+    password = _read_password()
+
+    async def run() -> users.User:
+        db = await prepare_database(settings, system_clock)
+        try:
+            async with db.writing() as session:
+                tenant_id = staff_id = None
+                if args.business:
+                    tenant_id = (await catalog.business_by_slug(session, args.business)).id
+                if args.staff:
+                    if tenant_id is None:
+                        raise InvalidInput("--staff needs --business")
+                    staff_id = (await catalog.staff_row(session, tenant_id, args.staff)).id
+                return await users.create(
+                    session,
+                    email=args.email,
+                    password=password,
+                    role=args.role,
+                    now=system_clock(),
+                    tenant_id=tenant_id,
+                    staff_id=staff_id,
+                )
+        finally:
+            await db.dispose()
+
+    user = asyncio.run(run())
+    print(f"created {user.role} {user.email}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frontdesk", description="A business's front desk that lives in chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--business", required=True, help="business slug")
     create.add_argument("--name", help="a label for the token")
     create.set_defaults(run=cmd_token_create)
+    user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
+    new_user = user.add_parser("create", help="add a dashboard login (password from the prompt or stdin)")
+    new_user.add_argument("--config")
+    new_user.add_argument("--email", required=True)
+    new_user.add_argument("--role", required=True, choices=["admin", "owner", "staff"])
+    new_user.add_argument("--business", help="business slug (owner and staff)")
+    new_user.add_argument("--staff", help="the staff member's slug (staff only)")
+    new_user.set_defaults(run=cmd_user_create)
     return parser
 
 

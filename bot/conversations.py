@@ -10,13 +10,12 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from bot.context import context
 from bot.http import json_response, query, read_model, tenant
 from channels.base import OutboundMessage
 from core.errors import Conflict, InvalidInput, NotFound
-from storage import outbox
+from storage import conversations, outbox
 from storage import tables as t
 
 routes = web.RouteTableDef()
@@ -26,7 +25,7 @@ class ReplyIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
 
 
-def _conversation_json(conv: t.Conversation, agent: str, customer: str | None) -> dict[str, Any]:
+def conversation_json(conv: t.Conversation, agent: str, customer: str | None) -> dict[str, Any]:
     return {
         "id": conv.id,
         "agent": agent,
@@ -43,10 +42,7 @@ def _conversation_json(conv: t.Conversation, agent: str, customer: str | None) -
 
 async def _own(request: web.Request) -> t.Conversation:
     async with context(request).db.reading() as session:
-        conv = await session.get(t.Conversation, request.match_info["id"])
-    if conv is None or conv.tenant_id != tenant(request):
-        raise NotFound("no such conversation")
-    return conv
+        return (await conversations.get(session, tenant(request), request.match_info["id"])).conversation
 
 
 @routes.get("/api/conversations")
@@ -55,18 +51,8 @@ async def list_conversations(request: web.Request) -> web.Response:
     if status not in (None, "active", "escalated"):
         raise InvalidInput("status: active or escalated")
     async with context(request).db.reading() as session:
-        q = (
-            select(t.Conversation, t.Agent.slug, t.Customer.name)
-            .join(t.Agent, t.Agent.id == t.Conversation.agent_id)
-            .outerjoin(t.Customer, t.Customer.id == t.Conversation.customer_id)
-            .where(t.Conversation.tenant_id == tenant(request))
-            .order_by(t.Conversation.last_activity_at.desc())
-            .limit(200)
-        )
-        if status:
-            q = q.where(t.Conversation.status == status)
-        rows = (await session.execute(q)).all()
-    return json_response({"conversations": [_conversation_json(c, a, n) for c, a, n in rows]})
+        found = await conversations.search(session, tenant(request), status=status)
+    return json_response({"conversations": [conversation_json(f.conversation, f.agent, f.customer) for f in found]})
 
 
 @routes.get("/api/conversations/{id}/messages")

@@ -336,6 +336,16 @@ class SecuritySettings(_Model):
     link_secret: SecretStr | None = None
 
 
+class DashboardSettings(_Model):
+    """Login sessions and the login rate limit of ``/dashboard``."""
+
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_hours: int = Field(default=12, ge=1)
+    login_window_minutes: int = Field(default=15, ge=1)
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_ip: int = Field(default=20, ge=1)
+
+
 class LoggingSettings(_Model):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -426,6 +436,7 @@ class Settings(BaseSettings):
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     businesses: list[BusinessConfig] = Field(default_factory=list)
 
     @classmethod

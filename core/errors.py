@@ -88,6 +88,13 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class TooManyRequests(FrontdeskError):
+    """Slow down: a rate limit (e.g. dashboard logins) was reached (HTTP 429)."""
+
+    status = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(FrontdeskError):
     status = 503
     code = "unavailable"
