@@ -17,6 +17,7 @@ from datetime import date
 
 from aiohttp import web
 
+from bot.alerts import open_for_system
 from bot.context import context
 from bot.http import json_response, query, tenant
 from core.errors import InvalidInput
@@ -61,6 +62,7 @@ async def system_performance(request: web.Request) -> web.Response:
     start, end = _range(request)
     async with ctx.db.reading() as session:
         data = await insights.system_performance(session, tenant(request), start=start, end=end, now=ctx.clock())
+    data["adminAlerts"] = await open_for_system(ctx.db, tenant(request))  # pending and firing, with their timers
     return json_response(data)
 
 

@@ -310,3 +310,33 @@ async def test_randomised_history_rollups_equal_a_recount(db: Database, settings
     async with db.writing() as session:
         await insights.rebuild(session, tenant_id)
     assert await assert_rollups_match(db, tenant_id) == daily
+
+
+async def test_system_performance_shows_the_business_open_admin_alerts_only(api: Any, clock: Any) -> None:
+    from core.alerts import Alert, AlertState, Change, Severity
+    from storage import alerts as alert_store
+
+    db = api.client.server.app[CONTEXT].db
+    acme, other = await tenant_of(db, "acme"), await tenant_of(db, "other")
+    firing = [
+        Alert(
+            f"fp-{tenant}",
+            tenant,
+            "slow_response",
+            Severity.WARNING,
+            {},
+            AlertState.FIRING,
+            42.0,
+            30.0,
+            12,
+            clock.now,
+            clock.now,
+            firing_since=clock.now,
+        )
+        for tenant in (acme, other)
+    ]
+    await alert_store.apply(db, [Change(None, a) for a in firing], clock.now)
+    status, body = await api.get("/api/analytics/system/performance", date_from="2026-03-01", date_to="2026-03-31")
+    assert status == 200
+    assert [(a["rule"], a["state"]) for a in body["adminAlerts"]] == [("slow_response", "firing")]
+    assert len(body["adminAlerts"]) == 1  # the other business's alert is not shown
