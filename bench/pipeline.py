@@ -143,7 +143,7 @@ async def main(args: argparse.Namespace) -> int:
             {"slug": "acme-bot", "name": "Ada", "channels": {"whatsapp": whatsapp_channel(graph.base_url)}}
         ]
         settings = Settings(
-            database={"url": f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"},
+            database={"url": args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"},
             dialogue={"engine": "rules", "rate_limit": {"burst": 1000, "per_minute": 1000}},
             businesses=[business],
             logging={"level": "WARNING"},
@@ -198,4 +198,5 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--senders", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench (migrated)")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -462,7 +463,7 @@ class InboxItem(Base):
     sender: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(16))
     event: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the neutral InboundEvent's fields
-    order: Mapped[int] = mapped_column(Integer, default=0)
+    order: Mapped[int] = mapped_column(BigInteger, default=0)  # Meta timestamps in ms overflow int32
     state: Mapped[str] = mapped_column(String(16), default="received")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(64))

@@ -168,3 +168,22 @@ async def test_a_database_outage_answers_503_so_the_provider_retries(
     assert await harness.count(t.InboxItem) == 0
     assert await harness.post(wa_text("wamid.down", "hi")) == 200  # the provider's retry lands
     assert await harness.count(t.InboxItem) == 1
+
+
+@pytest.mark.postgres
+async def test_r01_on_postgresql(aiohttp_client: Any, postgres_url: str, graph: Any, clock: FrozenClock) -> None:
+    """The same path on PostgreSQL: real ON CONFLICT, 64-bit provider ordering, row locks."""
+    from storage import migrate
+    from storage.engine import create_database
+
+    database = create_database(postgres_url)
+    await migrate.upgrade(database.engine)
+    await database.dispose()
+    settings = pipeline_settings(postgres_url, graph.base_url)
+    harness = Harness(await aiohttp_client(create_app(settings, clock=clock)), graph, clock)
+    payload = wa_text("wamid.pg", "what are your opening hours?", ts=1795276585)  # ms order > 2**31
+    assert await asyncio.gather(*(harness.post(payload) for _ in range(5))) == [200] * 5
+    assert await harness.count(t.InboxItem) == 1
+    await harness.work()
+    replies = await harness.count(t.Message, t.Message.direction == "out")
+    assert replies >= 1 and len(harness.sends()) == replies

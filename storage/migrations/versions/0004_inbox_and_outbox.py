@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=255), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("event", sa.JSON(), nullable=False),
-        sa.Column("order", sa.Integer(), nullable=False),
+        sa.Column("order", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("claimed_by", sa.String(length=64), nullable=True),
