@@ -20,10 +20,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import Select, delete, event, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from core import insights as f
 from core.errors import InvalidInput, NotFound
@@ -76,17 +77,44 @@ def _insert_for(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+_PENDING = "insights_pending_rollups"
+
+
 async def bump(session: AsyncSession, model: Any, keys: dict[str, Any], deltas: dict[str, int]) -> None:
-    """Add ``deltas`` to the roll-up row at ``keys``, creating it when it is the first."""
+    """Add ``deltas`` to the roll-up row at ``keys``, creating it when it is the first.
+
+    The increments are summed per row and written when the transaction commits, in one global
+    order of (table, key): concurrent turns then lock shared roll-up rows in the same order (no
+    deadlocks on PostgreSQL), and a turn writes each row once however many messages it stored."""
     deltas = {k: int(v) for k, v in deltas.items() if v}
     if not deltas:
         return
-    table = model.__table__
-    stmt = _insert_for(session)(table).values(**keys, **deltas)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in deltas}
-    )
-    await session.execute(stmt)
+    pending: dict[tuple[Any, ...], tuple[Any, dict[str, Any], dict[str, int]]] = session.info.setdefault(_PENDING, {})
+    key = (model.__tablename__, *(str(keys[k]) for k in sorted(keys)))
+    _, _, sums = pending.setdefault(key, (model, dict(keys), {}))
+    for name, value in deltas.items():
+        sums[name] = sums.get(name, 0) + value
+
+
+@event.listens_for(Session, "before_commit")
+def _write_rollups(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    insert_for = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for key in sorted(pending):
+        model, keys, sums = pending[key]
+        table = model.__table__
+        stmt = insert_for(table).values(**keys, **sums)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in sums}
+        )
+        session.execute(stmt)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rollups(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def _daily_keys(tenant_id: str, agent_id: str | None, channel: str | None, day: date) -> dict[str, Any]:
