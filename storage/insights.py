@@ -196,7 +196,7 @@ async def _open_conversation(session: AsyncSession, conv: t.Conversation, tz: Zo
     keys = _daily_keys(conv.tenant_id, conv.agent_id, conv.channel, fact.day)
     await bump(session, D, keys, {"conversations": 1})
     local = started.astimezone(tz)
-    await bump(session, H, {**keys, "day": local.date(), "hour": local.hour}, {"conversations": 1})
+    await bump(session, H, {**keys, "channel": "", "day": local.date(), "hour": local.hour}, {"conversations": 1})
     await _funnel_step(session, fact, "conversation_started", started)
     _event(
         session,
@@ -233,7 +233,7 @@ async def record_message(session: AsyncSession, conv: t.Conversation, message: t
             deltas["sentiment_hits"] = 1
             deltas["sentiment_milli_sum"] = milli
         local = at.astimezone(tz)
-        hourly = {**_daily_keys(fact.tenant_id, fact.agent_id, fact.channel, local.date()), "hour": local.hour}
+        hourly = {**_daily_keys(fact.tenant_id, fact.agent_id, "", local.date()), "hour": local.hour}
         await bump(session, H, hourly, {"messages_in": 1})
     else:
         fact.messages_out += 1
@@ -1266,7 +1266,7 @@ async def recompute(
             d["rating_sum"] += fact.satisfaction
             d["positive_ratings"] += int(fact.satisfaction >= 4)
         local = fact.started_at.astimezone(tz)
-        hourly[(fact.agent_id, fact.channel, local.date(), local.hour)]["conversations"] += 1
+        hourly[(fact.agent_id, "", local.date(), local.hour)]["conversations"] += 1
     messages = await session.stream(
         select(t.Message.conversation_id, t.Message.direction, t.Message.response_ms, t.Message.created_at)
         .where(t.Message.tenant_id == tenant_id)
@@ -1283,7 +1283,7 @@ async def recompute(
         if direction == "in":
             d["messages_in"] += 1
             local = created_at.astimezone(tz)
-            hourly[(owner.agent_id, owner.channel, local.date(), local.hour)]["messages_in"] += 1
+            hourly[(owner.agent_id, "", local.date(), local.hour)]["messages_in"] += 1
         else:
             d["messages_out"] += 1
             if response_ms is not None:

@@ -632,7 +632,8 @@ class InsightDaily(Base):
 
 
 class InsightHourly(Base):
-    """Volume per (tenant, agent, channel, local day, local hour): the weekday × hour heatmap."""
+    """Volume per (tenant, agent, local day, local hour), all channels together (``channel`` is ""):
+    the weekday × hour heatmap, whose size is bounded by days × 24 whatever the traffic."""
 
     __tablename__ = "insight_hourly"
     __table_args__ = (UniqueConstraint("tenant_id", "agent_id", "channel", "day", "hour"),)
