@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bot.settings import AlertAdmin, AlertRuleSettings, AlertsSettings, Settings
+from channels import registry
 from channels.base import OutboundMessage, Template
 from core import alerts as rules
 from core.alerts import Alert, AlertState, GroupState, Notification, QuietHours, RuleSpec, Sample, Severity
@@ -266,11 +267,6 @@ def build_senders(settings: AlertsSettings, http: httpx.AsyncClient, clock: Cloc
         )
     for name, config in (("whatsapp", settings.whatsapp), ("sms", settings.sms)):
         if not config:
-            continue
-        try:
-            from channels import registry  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            log.warning("alerts.%s is configured but no channel adapters are installed", name)
             continue
         adapter = registry.build(name, config, agent="alerts", http=http, clock=clock)
         senders[name] = ChannelSender(adapter, settings.whatsapp_template if name == "whatsapp" else None)

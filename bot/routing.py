@@ -44,14 +44,8 @@ class Routing:
     def channel(self, channel: str) -> list[Route]:
         return [r for (name, _), r in self.routes.items() if name == channel]
 
-    def adapters(self) -> dict[tuple[str, str], Channel]:
-        """(agent id, channel) → adapter, for the outbox relay."""
-        return {(r.agent_id, r.adapter.name): r.adapter for r in self.routes.values()}
-
-    def capable(self, agent_id: str, channel: str) -> Channel | None:
-        return next(
-            (r.adapter for r in self.routes.values() if r.agent_id == agent_id and r.adapter.name == channel), None
-        )
+    def adapter(self, agent_id: str, channel: str) -> Channel | None:
+        return self.by_agent.get((agent_id, channel))
 
 
 async def build_routing(

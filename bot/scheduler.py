@@ -213,7 +213,6 @@ class Scheduler:
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=max(1, int(seconds)),
-                next_run_time=datetime.now(UTC),
             )
         self._scheduler.start()
 

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from channels.registry import CONFIGS as CHANNEL_CONFIGS
+from channels.registry import config_errors
 from core.automations import TRIGGERS, check_template
 from core.catalog import SLUG, BusinessSpec
 from core.errors import ConfigError
@@ -66,10 +68,10 @@ class DialogueSettings(_Model):
 
 class InboxSettings(_Model):
     """The inbox worker: how many conversations one process runs at once, how long a claim lasts
-    (longer than a turn can take), how often other processes' rows are polled."""
+    before another process may take over a dead one's conversation, how often rows are polled."""
 
     concurrency: int = Field(default=8, ge=1)
-    lease_seconds: float = Field(default=120.0, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)  # renewed every third of it while a turn runs
     poll_seconds: float = Field(default=0.5, gt=0)
     max_attempts: int = Field(default=5, ge=1)  # a row that crashed this many turns is set aside (failed)
     stale_after_minutes: int = Field(default=60, ge=1)  # older events are stored and shown, not answered
@@ -349,11 +351,36 @@ class LoggingSettings(_Model):
     json_format: bool = Field(default=False, alias="json")
 
 
+class KeyProblems(ValueError):
+    """Several keys under one model are wrong; ``_describe`` names each with its full path."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{key}: {problem}" for key, problem in problems))
+        self.problems = problems
+
+
 class AgentConfig(_Model):
     slug: str = Field(pattern=SLUG)
     name: str
     persona: str = ""
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _channels(self) -> AgentConfig:
+        """An unknown channel, or an enabled one without its secrets, stops the start."""
+        problems: list[tuple[str, str]] = []
+        for name, config in self.channels.items():
+            if name == "web":
+                continue
+            if name not in CHANNEL_CONFIGS:
+                problems.append((f"channels.{name}", f"unknown channel (known: {', '.join(CHANNEL_CONFIGS)}, web)"))
+                continue
+            for problem in config_errors(name, config):
+                key, _, text = problem.partition(": ")
+                problems.append((f"channels.{name}.{key}", text))
+        if problems:
+            raise KeyProblems(problems)
+        return self
 
 
 class AutomationConfig(_Model):
@@ -485,6 +512,9 @@ def _describe(exc: ValidationError, file: Path | None, unset: list[str]) -> str:
     lines = [f"invalid configuration{f' in {file}' if file else ''}:"]
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        hint = next((u for u in unset if u.split(" ")[0] == loc), None)
-        lines.append(f"  {loc}: {hint or err['msg']}")
+        error = (err.get("ctx") or {}).get("error")
+        located = [(f"{loc}.{k}" if loc else k, m) for k, m in error.problems] if isinstance(error, KeyProblems) else []
+        for where, message in located or [(loc, err["msg"])]:
+            hint = next((u for u in unset if re.sub(r"\[(\d+)\]", r".\1", u.split(" ")[0]) == where), None)
+            lines.append(f"  {where}: {hint or message}")
     return "\n".join(lines)

@@ -99,6 +99,7 @@ class InboxWorker:
             seconds = self.settings.lease_seconds
             if not await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds):
                 return  # another worker (maybe another process) runs this conversation
+            heartbeat = asyncio.create_task(self._heartbeat(key, seconds))
             try:
                 while True:
                     self.faults.crash_if("before_claim")
@@ -109,8 +110,21 @@ class InboxWorker:
                         return  # leave the rest of this conversation for a later pass, in order
                     await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds)
             finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
                 with contextlib.suppress(Exception):
                     await inbox.drop_lease(self.db, key, self.holder)
+
+    async def _heartbeat(self, key: inbox.ConversationKey, seconds: float) -> None:
+        """Keep the conversation's lease while a (possibly slow) turn runs; a dead process stops
+        renewing, so another one takes over within ``seconds``."""
+        while True:
+            await asyncio.sleep(seconds / 3)
+            try:
+                await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds)
+            except Exception as exc:
+                log.warning("inbox lease renewal failed: %s", type(exc).__name__)
 
     async def _process(self, item: inbox.Item) -> bool:
         """Run one row; False when it must be retried later (the conversation then waits)."""
@@ -130,7 +144,7 @@ class InboxWorker:
                 await self.dialogue.handle(await self._incoming(item, now))
                 self.faults.crash_if("after_turn_commit")
         except Exception as exc:
-            log.warning("inbox row %s: turn failed (%s); retried later", item.id, type(exc).__name__)
+            log.warning("inbox row %s: turn failed (%s); retried later", item.id, type(exc).__name__, exc_info=exc)
             self.metrics.turns.labels(item.channel, "retry").inc()
             async with self.db.writing() as session:
                 row = await session.get(t.InboxItem, item.id)

@@ -19,6 +19,7 @@ import phonenumbers
 from core.errors import MalformedRequest
 
 _DIGITS = re.compile(r"[0-9]{1,20}")
+_SEPARATORS = re.compile(r"[ ()./-]")
 MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
 
 
@@ -108,7 +109,8 @@ def e164(raw: str) -> str:
     """``"16505551234"`` or ``"+1 650 555 1234"`` → ``"+16505551234"``; a value phonenumbers cannot
     read (short codes, alphanumeric senders) comes back as given."""
     candidate = raw.strip()
-    digits = candidate[1:] if candidate.startswith("+") else candidate
+    compact = _SEPARATORS.sub("", candidate)
+    digits = compact[1:] if compact.startswith("+") else compact
     if not digits.isdigit() or not digits.isascii():
         return candidate
     try:

@@ -112,6 +112,7 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
             )
         ).all()
         for row, last_inbound_at, opted_out in rows:
+            attempts = row.attempts + 1  # read before the UPDATE, which refreshes ``row``
             result = await session.execute(
                 update(t.OutboxItem)
                 .where(t.OutboxItem.id == row.id, t.OutboxItem.state == "pending")
@@ -135,7 +136,7 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
                     row.text,
                     dict(row.payload or {}),
                     row.idempotency_key,
-                    row.attempts + 1,
+                    attempts,
                     row.possible_duplicate,
                     last_inbound_at,
                     bool(opted_out),
