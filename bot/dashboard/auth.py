@@ -1,7 +1,7 @@
 """Dashboard login, logout and the session middleware guarding ``/dashboard``.
 
 Every ``/dashboard`` request except the login page and static files needs a live session (the
-``fd_session`` cookie: HttpOnly, SameSite=Lax, Secure behind https). Every change (any method
+``fd_session`` cookie: HttpOnly, SameSite=Lax (Strict for admins), Secure behind https). Every change (any method
 but GET/HEAD) must also carry the session's CSRF token: the ``X-CSRF-Token`` header for fetch
 calls, a ``csrf`` form field for forms. The login form, which has no session yet, is protected by
 a double-submit token (a cookie and the same value in a hidden field).
@@ -147,7 +147,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         raw,
         path="/dashboard",
         httponly=True,
-        samesite="Lax",
+        samesite="Strict" if user.role == "admin" else "Lax",  # an admin's session never rides a cross-site link
         secure=_secure(request),
         max_age=int(policy(request).absolute.total_seconds()),
     )

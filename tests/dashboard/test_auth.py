@@ -127,6 +127,8 @@ async def test_login_sets_a_hardened_cookie_and_rotates_the_id(dash: Dashboard) 
     dash.client.session.cookie_jar.update_cookies({"fd_session": first})
     status, _ = await dash.get("/dashboard/data/conversations")
     assert status == 401  # the old id died with the rotation
+    admin = await dash.login("admin@example.com")
+    assert "SameSite=Strict" in next(h for h in admin.headers.getall("Set-Cookie") if h.startswith("fd_session="))
 
 
 async def test_pages_need_a_session(dash: Dashboard) -> None:
