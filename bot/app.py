@@ -178,6 +178,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             background += [asyncio.create_task(worker.run()), asyncio.create_task(relay.run())]
         yield
         scheduler.stop()
+        await scheduler.drain()
         for task in background:
             task.cancel()
         for task in background:

@@ -8,6 +8,7 @@ that tests drive directly with a frozen clock; :class:`Scheduler` only runs them
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -193,6 +194,7 @@ class Scheduler:
         self.jobs = jobs
         self.settings = settings
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._running: set[asyncio.Task[Any]] = set()  # job runs in flight, awaited on stop
 
     def start(self) -> None:
         tick = self.settings.scheduler.tick_seconds
@@ -206,7 +208,7 @@ class Scheduler:
         ]
         for name, job, seconds in plan:
             self._scheduler.add_job(
-                _guarded(name, job),
+                self._tracked(_guarded(name, job)),
                 "interval",
                 seconds=seconds,
                 id=name,
@@ -223,9 +225,28 @@ class Scheduler:
     def job_ids(self) -> list[str]:
         return sorted(job.id for job in self._scheduler.get_jobs())
 
+    def _tracked(self, run: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def tracked() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                await run()
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        tracked.__name__ = getattr(run, "__name__", "job")
+        return tracked
+
     def stop(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def drain(self) -> None:
+        """Let job runs in flight finish before the database they use is closed (no new ones start)."""
+        if self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
 
 
 def _guarded(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
