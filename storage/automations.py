@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.booking import Status
 from storage import tables as t
 from storage.bookings import HOLD_EXPIRED
-from storage.engine import Database
+from storage.engine import Database, dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +95,7 @@ async def claim(
 ) -> bool:
     """Take one action: True for exactly one claimer (or for a takeover of a lapsed claim)."""
     async with db.writing() as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         inserted = await session.execute(
             insert(t.AutomationRun)
             .values(
@@ -155,7 +153,7 @@ async def record(
 ) -> bool:
     """Log an action taken elsewhere in one step (idempotent by ``key``)."""
     async with db.writing() as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         done = await session.execute(
             insert(t.AutomationRun)
             .values(

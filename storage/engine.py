@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 _BEGIN_OPTION = "frontdesk_sqlite_begin"
@@ -55,6 +58,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def dialect_insert(session: AsyncSession | Session) -> Any:
+    """The backend's INSERT construct, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def create_database(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10) -> Database:

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.base import InboundEvent
 from storage import tables as t
-from storage.engine import Database
+from storage.engine import Database, dialect_insert
 
 IGNORED = "ignored"
 
@@ -121,7 +120,7 @@ async def store(session: AsyncSession, routed: Sequence[tuple[Addressee, Inbound
         }
         for to, event in routed
     ]
-    statement = _insert(session)(t.InboxItem).on_conflict_do_nothing(
+    statement = dialect_insert(session)(t.InboxItem).on_conflict_do_nothing(
         index_elements=["tenant_id", "channel", "provider_message_id"]
     )
     new = 0
@@ -129,11 +128,6 @@ async def store(session: AsyncSession, routed: Sequence[tuple[Addressee, Inbound
         result = await session.execute(statement.values(**row))
         new += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
     return new
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _claimable(now: datetime) -> Any:
@@ -160,7 +154,9 @@ async def take_lease(db: Database, key: ConversationKey, holder: str, now: datet
     """Compare-and-set: the conversation is ours if nobody holds it or their lease lapsed."""
     until = now + timedelta(seconds=seconds)
     async with db.writing() as session:
-        await session.execute(_insert(session)(t.ConversationLease).values(key=key.lease_key).on_conflict_do_nothing())
+        await session.execute(
+            dialect_insert(session)(t.ConversationLease).values(key=key.lease_key).on_conflict_do_nothing()
+        )
         result = await session.execute(
             update(t.ConversationLease)
             .where(

@@ -21,8 +21,6 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, delete, event, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -31,6 +29,7 @@ from core.errors import InvalidInput, NotFound
 from core.payments import PurchaseStatus, insight_status
 from core.timezones import day_bounds
 from storage import tables as t
+from storage.engine import dialect_insert
 
 D = t.InsightDaily
 H = t.InsightHourly
@@ -73,10 +72,6 @@ def _epoch(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 _PENDING = "insights_pending_rollups"
 
 
@@ -101,11 +96,10 @@ def _write_rollups(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
-    insert_for = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for key in sorted(pending):
         model, keys, sums = pending[key]
         table = model.__table__
-        stmt = insert_for(table).values(**keys, **sums)
+        stmt = dialect_insert(session)(table).values(**keys, **sums)
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in sums}
         )
@@ -144,7 +138,7 @@ def _event(session: AsyncSession, tenant_id: str, agent_id: str | None, kind: st
 async def _funnel_step(session: AsyncSession, fact: t.InsightConversation, step: str, at: datetime) -> bool:
     """Record a step once per conversation (the unique constraint decides); True when it is new."""
     stmt = (
-        _insert_for(session)(t.FunnelEvent.__table__)
+        dialect_insert(session)(t.FunnelEvent.__table__)
         .values(
             id=t.new_id(),
             tenant_id=fact.tenant_id,

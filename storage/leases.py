@@ -10,17 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage import tables as t
-from storage.engine import Database
+from storage.engine import Database, dialect_insert
 
 
 async def take_job(db: Database, name: str, holder: str, now: datetime, lease: timedelta) -> bool:
     """The right to run singleton job ``name`` now (alert evaluation, roll-ups), or False."""
     async with db.writing() as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         await session.execute(insert(t.JobLease).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
         taken = await session.execute(
             update(t.JobLease)

@@ -101,6 +101,12 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
         .exists()
     )
     claimed: list[Delivery] = []
+    async with db.reading() as session:  # an idle relay polls without taking the (SQLite) write lock
+        due = await session.scalar(
+            select(t.OutboxItem.id).where(t.OutboxItem.state == "pending", t.OutboxItem.next_attempt_at <= now).limit(1)
+        )
+    if due is None:
+        return claimed
     async with db.writing() as session:
         rows = (
             await session.execute(

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.booking import Status
 from storage import tables as t
-from storage.engine import Database
+from storage.engine import Database, dialect_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +99,7 @@ async def plan(db: Database, offsets: Sequence[int], now: datetime, ahead: timed
                 )
         if not values:
             return 0
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session)
         await session.execute(
             insert(t.Reminder)
             .values(values)
