@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.worker import InboxWorker
 from channels.base import OutboundMessage
 from core.errors import ConfigError
-from storage import catalog, migrate, secrets
+from storage import catalog, inbox, migrate, secrets
 from storage.engine import Database, create_database
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
         app[payment_routes.PAYMENTS] = payments
         app[webhooks.ROUTING] = routing
         app[webhooks.WAKE] = worker.wake
+        app[webhooks.INBOX] = inbox.GroupCommit(db, clock)
         app[webhooks.FAULTS] = faults
         app[PIPELINE] = Pipeline(worker, relay)
         scheduler_id = worker_name()

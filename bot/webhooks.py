@@ -34,6 +34,7 @@ from storage import inbox
 log = logging.getLogger(__name__)
 
 ROUTING = web.AppKey("routing", Routing)
+INBOX = web.AppKey("inbox_group_commit", inbox.GroupCommit)
 WAKE: web.AppKey[Callable[[], None]] = web.AppKey("inbox_wake")
 FAULTS = web.AppKey("faults", Faults)
 META = ("whatsapp", "instagram", "messenger")
@@ -117,8 +118,7 @@ async def receive(request: web.Request, channel: str, candidates: list[Route]) -
         routed.append((inbox.Addressee(route.tenant_id, route.agent_id), event))
     new = 0
     if routed:
-        async with ctx.db.writing() as session:
-            new = await inbox.store(session, routed, ctx.clock())
+        new = await request.app[INBOX].store(routed)  # committed, with whatever arrived alongside
         request.app[FAULTS].crash_if("after_inbox_commit")
         request.app[WAKE]()
     metrics.webhooks.labels(channel, "new").inc(new)

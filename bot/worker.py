@@ -24,7 +24,7 @@ from bot.routing import Routing
 from bot.settings import InboxSettings
 from storage import inbox
 from storage import tables as t
-from storage.engine import Database
+from storage.engine import Database, is_contention
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +103,29 @@ class InboxWorker:
     async def _conversation(self, key: inbox.ConversationKey) -> None:
         async with self._slots:
             seconds = self.settings.lease_seconds
-            if not await inbox.take_lease(self.db, key, self.holder, self.clock(), seconds):
-                return  # another worker (maybe another process) runs this conversation
-            heartbeat = asyncio.create_task(self._heartbeat(key, seconds))
+            heartbeat: asyncio.Task[None] | None = None
+            holding = False  # the last claim took the lease and left it held
             try:
                 while True:
                     self.faults.crash_if("before_claim")
+                    # None: another worker (maybe another process) runs this conversation, or it
+                    # has nothing left and the claim released the lease.
                     item = await inbox.claim_next(self.db, key, self.holder, self.clock(), seconds)
+                    holding = item is not None
                     if item is None:
                         return
+                    if heartbeat is None:
+                        heartbeat = asyncio.create_task(self._heartbeat(key, seconds))
                     if not await self._process(item):
                         return  # leave the rest of this conversation for a later pass, in order
             finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-                with contextlib.suppress(Exception):
-                    await inbox.drop_lease(self.db, key, self.holder)
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
+                if holding:
+                    with contextlib.suppress(Exception):
+                        await inbox.drop_lease(self.db, key, self.holder)
 
     async def _heartbeat(self, key: inbox.ConversationKey, seconds: float) -> None:
         """Keep the conversation's lease while a (possibly slow) turn runs; a dead process stops
@@ -154,6 +160,8 @@ class InboxWorker:
             async with self.db.writing() as session:
                 row = await session.get(t.InboxItem, item.id)
                 if row is not None and row.state == "processing":
+                    if is_contention(exc):  # a lost race is not the row's fault: not an attempt
+                        row.attempts = max(0, row.attempts - 1)
                     row.claimed_by = None
                     row.lease_until = now + timedelta(seconds=min(60.0, 2.0**item.attempts))
                     row.last_error = type(exc).__name__[:255]

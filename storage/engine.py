@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -63,6 +64,20 @@ class Database:
 def dialect_insert(session: AsyncSession | Session) -> Any:
     """The backend's INSERT construct, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# Lost a race with a concurrent transaction, not a fault of the work: PostgreSQL's deadlock and
+# serialization failures, SQLite's busy lock after busy_timeout. Retrying is the cure.
+_CONTENTION_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_contention(exc: BaseException) -> bool:
+    """True when ``exc`` (or the driver error it wraps) means "retry", not "this work is broken"."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _CONTENTION_SQLSTATES:
+        return True
+    return "database is locked" in str(exc.orig)
 
 
 def create_database(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_000, pool_size: int = 10) -> Database:

@@ -9,7 +9,8 @@ works through that conversation's rows in the provider's order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,36 +99,105 @@ def event_from_json(data: dict[str, Any]) -> InboundEvent:
     )
 
 
-async def store(session: AsyncSession, routed: Sequence[tuple[Addressee, InboundEvent]], now: datetime) -> int:
-    """Insert every event not seen before; returns how many were new. Ignored kinds are kept too
-    (as already ``ignored``) so they are indexed and deduplicated like the rest."""
-    if not routed:
-        return 0
-    rows = [
-        {
-            "tenant_id": to.tenant_id,
-            "agent_id": to.agent_id,
-            "channel": event.channel,
-            "provider_message_id": dedupe_key(event)[:255],
-            "sender": event.sender[:255],
-            "kind": event.kind,
-            "event": event_to_json(event),
-            "order": event.order,
-            "state": IGNORED if event.kind == "ignored" else "received",
-            "attempts": 0,
-            "received_at": now,
-            "processed_at": now if event.kind == "ignored" else None,
-        }
-        for to, event in routed
-    ]
-    statement = dialect_insert(session)(t.InboxItem).on_conflict_do_nothing(
-        index_elements=["tenant_id", "channel", "provider_message_id"]
+def _row(to: Addressee, event: InboundEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_id": to.tenant_id,
+        "agent_id": to.agent_id,
+        "channel": event.channel,
+        "provider_message_id": dedupe_key(event)[:255],
+        "sender": event.sender[:255],
+        "kind": event.kind,
+        "event": event_to_json(event),
+        "order": event.order,
+        "state": IGNORED if event.kind == "ignored" else "received",
+        "attempts": 0,
+        "received_at": now,
+        "processed_at": now if event.kind == "ignored" else None,
+    }
+
+
+def _unique(row: dict[str, Any]) -> tuple[str, str, str]:
+    return row["tenant_id"], row["channel"], row["provider_message_id"]
+
+
+async def store_many(
+    session: AsyncSession, requests: Sequence[Sequence[tuple[Addressee, InboundEvent]]], now: datetime
+) -> list[int]:
+    """Insert the events of several webhook requests in one statement, every one not seen before
+    (ignored kinds too, already ``ignored``, so they are indexed and deduplicated like the rest).
+    Returns, per request, how many of its events were new; an event new in this batch counts for
+    the first request that carried it."""
+    rows = [[_row(to, event, now) for to, event in routed] for routed in requests]
+    flat = [row for request in rows for row in request]
+    if not flat:
+        return [0] * len(requests)
+    table = t.InboxItem.__table__
+    statement = (
+        dialect_insert(session)(table)
+        .values(flat)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "channel", "provider_message_id"])
+        .returning(table.c.tenant_id, table.c.channel, table.c.provider_message_id)
     )
-    new = 0
-    for row in rows:  # one statement per row: rowcount tells new from duplicate on both backends
-        result = await session.execute(statement.values(**row))
-        new += max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
-    return new
+    fresh = {tuple(r) for r in (await session.execute(statement)).all()}
+    counts = []
+    for request in rows:
+        new = 0
+        for row in request:
+            if _unique(row) in fresh:
+                fresh.discard(_unique(row))
+                new += 1
+        counts.append(new)
+    return counts
+
+
+async def store(session: AsyncSession, routed: Sequence[tuple[Addressee, InboundEvent]], now: datetime) -> int:
+    """Insert every event of one request not seen before; returns how many were new."""
+    return (await store_many(session, [routed], now))[0]
+
+
+class GroupCommit:
+    """Webhook requests arriving together share one write transaction (one commit, one fsync).
+
+    Each request still gets its answer only after the commit that holds its events (store before
+    ack); while one batch commits, the next one gathers. A failed commit fails every request of
+    its batch, and each answers 503 so the provider retries: nothing is acknowledged unstored.
+    """
+
+    def __init__(self, db: Database, clock: Callable[[], datetime], max_batch: int = 200) -> None:
+        self.db = db
+        self.clock = clock
+        self.max_batch = max_batch
+        self._waiting: list[tuple[Sequence[tuple[Addressee, InboundEvent]], asyncio.Future[int]]] = []
+        self._committer: asyncio.Task[None] | None = None
+
+    async def store(self, routed: Sequence[tuple[Addressee, InboundEvent]]) -> int:
+        """How many of ``routed`` were new, once they are committed."""
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieved)  # a request that went away leaves no "never retrieved" noise
+        self._waiting.append((routed, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_all())
+        return await asyncio.shield(done)
+
+    async def _commit_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            try:
+                async with self.db.writing() as session:
+                    counts = await store_many(session, [routed for routed, _ in batch], self.clock())
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), new in zip(batch, counts, strict=True):
+                if not done.done():
+                    done.set_result(new)
+
+
+def _retrieved(done: asyncio.Future[int]) -> None:
+    if not done.cancelled():
+        done.exception()
 
 
 def _claimable(now: datetime) -> Any:
@@ -150,47 +220,56 @@ async def waiting_conversations(db: Database, now: datetime, limit: int) -> list
         return [ConversationKey(a, c, s) for a, c, s, _ in rows.all()]
 
 
+async def _take_lease(session: AsyncSession, key: ConversationKey, holder: str, now: datetime, seconds: float) -> bool:
+    """Compare-and-set: the conversation is ours if we hold it, nobody does, or the lease lapsed."""
+    cas = (
+        update(t.ConversationLease)
+        .where(
+            t.ConversationLease.key == key.lease_key,
+            or_(
+                t.ConversationLease.holder == holder,
+                t.ConversationLease.holder.is_(None),
+                t.ConversationLease.lease_until < now,
+            ),
+        )
+        .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
+    )
+    if (await session.execute(cas)).rowcount:  # type: ignore[attr-defined]
+        return True
+    inserted = await session.execute(
+        dialect_insert(session)(t.ConversationLease).values(key=key.lease_key).on_conflict_do_nothing()
+    )
+    # A first visit creates the lease row; otherwise someone else holds the conversation.
+    return bool(inserted.rowcount) and bool((await session.execute(cas)).rowcount)  # type: ignore[attr-defined]
+
+
 async def take_lease(db: Database, key: ConversationKey, holder: str, now: datetime, seconds: float) -> bool:
-    """Compare-and-set: the conversation is ours if nobody holds it or their lease lapsed."""
-    until = now + timedelta(seconds=seconds)
+    """Take or renew the conversation's lease on its own (the worker's heartbeat)."""
     async with db.writing() as session:
-        await session.execute(
-            dialect_insert(session)(t.ConversationLease).values(key=key.lease_key).on_conflict_do_nothing()
-        )
-        result = await session.execute(
-            update(t.ConversationLease)
-            .where(
-                t.ConversationLease.key == key.lease_key,
-                or_(
-                    t.ConversationLease.holder == holder,
-                    t.ConversationLease.holder.is_(None),
-                    t.ConversationLease.lease_until < now,
-                ),
-            )
-            .values(holder=holder, lease_until=until)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return await _take_lease(session, key, holder, now, seconds)
 
 
 async def drop_lease(db: Database, key: ConversationKey, holder: str) -> None:
     async with db.writing() as session:
-        await session.execute(
-            update(t.ConversationLease)
-            .where(t.ConversationLease.key == key.lease_key, t.ConversationLease.holder == holder)
-            .values(holder=None, lease_until=None)
-        )
+        await _release(session, key, holder)
+
+
+async def _release(session: AsyncSession, key: ConversationKey, holder: str) -> None:
+    await session.execute(
+        update(t.ConversationLease)
+        .where(t.ConversationLease.key == key.lease_key, t.ConversationLease.holder == holder)
+        .values(holder=None, lease_until=None)
+    )
 
 
 async def claim_next(db: Database, key: ConversationKey, holder: str, now: datetime, seconds: float) -> Item | None:
-    """The conversation's next row in provider order, marked processing by ``holder``, and the
-    conversation's lease renewed in the same transaction. The caller holds that lease, so no other
-    worker claims rows of this conversation meanwhile."""
+    """Take (or renew) the conversation's lease and claim its next row in provider order, marked
+    processing by ``holder``, in one transaction. None when another worker holds the conversation,
+    or when nothing is left: then the lease is released in that same transaction. While ``holder``
+    holds the lease no other worker claims rows of this conversation."""
     async with db.writing() as session:
-        await session.execute(
-            update(t.ConversationLease)
-            .where(t.ConversationLease.key == key.lease_key, t.ConversationLease.holder == holder)
-            .values(lease_until=now + timedelta(seconds=seconds))
-        )
+        if not await _take_lease(session, key, holder, now, seconds):
+            return None
         row = await session.scalar(
             select(t.InboxItem)
             .where(
@@ -203,6 +282,7 @@ async def claim_next(db: Database, key: ConversationKey, holder: str, now: datet
             .limit(1)
         )
         if row is None:
+            await _release(session, key, holder)
             return None
         row.state = "processing"
         row.claimed_by = holder

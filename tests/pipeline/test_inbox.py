@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.app import create_app
+from bot.context import CONTEXT
 from storage import tables as t
 from tests.conftest import FrozenClock
 from tests.pipeline.conftest import (
@@ -187,3 +189,44 @@ async def test_r01_on_postgresql(aiohttp_client: Any, postgres_url: str, graph: 
     await harness.work()
     replies = await harness.count(t.Message, t.Message.direction == "out")
     assert replies >= 1 and len(harness.sends()) == replies
+
+
+class _PgDeadlock(Exception):
+    sqlstate = "40P01"
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (OperationalError("UPDATE …", {}, sqlite3.OperationalError("database is locked")), "done"),
+        (DBAPIError("UPDATE …", {}, _PgDeadlock("deadlock detected")), "done"),
+        (RuntimeError("the turn itself is broken"), "failed"),
+    ],
+    ids=["sqlite-locked", "pg-deadlock", "a-real-fault"],
+)
+async def test_lost_races_are_retried_without_using_up_attempts(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, error: Exception, outcome: str
+) -> None:
+    """A deadlock or a busy database is not the message's fault: it is retried for as long as it
+    takes, while a turn that keeps failing on its own is set aside after ``inbox.max_attempts``."""
+    dialogue = harness.client.server.app[CONTEXT].dialogue
+    real = dialogue.handle
+    failures = 8  # more than inbox.max_attempts (5)
+    calls = 0
+
+    async def flaky(incoming: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise error
+        return await real(incoming)
+
+    monkeypatch.setattr(dialogue, "handle", flaky)
+    assert await harness.post(wa_text("wamid.race", "hi")) == 200
+    for _ in range(failures + 2):
+        await harness.pipeline.worker.run_once()
+        harness.clock.advance(seconds=61)  # past any retry backoff
+    async with harness.db.reading() as session:
+        row = await session.scalar(select(t.InboxItem))
+    assert row is not None and row.state == outcome
+    assert await harness.count(t.Message, t.Message.direction == "in") == (1 if outcome == "done" else 0)
