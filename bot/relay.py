@@ -107,7 +107,12 @@ class OutboxRelay:
             log.warning("outbox: possible_duplicate resend of %s on %s", delivery.idempotency_key, delivery.channel)
         message = OutboundMessage.from_payload(delivery.text, delivery.payload)
         try:
-            provider_id = await adapter.send(delivery.recipient, message, last_inbound_at=delivery.last_inbound_at)
+            provider_id = await adapter.send(
+                delivery.recipient,
+                message,
+                last_inbound_at=delivery.last_inbound_at,
+                skip_parts=delivery.parts_sent,
+            )
         except DeliveryError as exc:
             await self._failed(delivery, exc)
             return None
@@ -122,12 +127,12 @@ class OutboxRelay:
         now = self.clock()
         if exc.permanent or delivery.attempts >= self.settings.max_attempts:
             reason = exc.reason if exc.permanent else f"gave_up:{exc.reason}"
-            await outbox.mark_dead(self.db, delivery, reason, now)
+            await outbox.mark_dead(self.db, delivery, reason, now, exc.parts_sent)
             self.metrics.deliveries.labels(delivery.channel, "dead").inc()
             log.warning("outbox: %s message dead (%s)", delivery.channel, reason)
             return
         delay = backoff_seconds(delivery.attempts, self.settings, self.rng)
         if exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
-        await outbox.mark_retry(self.db, delivery, exc.reason, now + timedelta(seconds=delay))
+        await outbox.mark_retry(self.db, delivery, exc.reason, now + timedelta(seconds=delay), exc.parts_sent)
         self.metrics.deliveries.labels(delivery.channel, "retry").inc()

@@ -109,7 +109,9 @@ class DeliveryError(Exception):
     recipient, outside WhatsApp's window without a template, other 4xx); transient ones (timeouts,
     connection errors, 408/429/5xx) are retried by the outbox relay, not before ``retry_after``
     seconds when the provider said so. ``reason`` is a short stable word for logs and the dashboard
-    (never a phone number or a message body)."""
+    (never a phone number or a message body). ``parts_sent``: of a message split into several
+    provider messages, how many the provider had accepted before this failure (a retry starts after
+    them, so the customer never gets the first half twice)."""
 
     def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None, status: int | None = None):
         super().__init__(reason)
@@ -117,6 +119,7 @@ class DeliveryError(Exception):
         self.permanent = permanent
         self.retry_after = retry_after
         self.status = status
+        self.parts_sent = 0
 
 
 class Channel(Protocol):
@@ -131,10 +134,18 @@ class Channel(Protocol):
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[InboundEvent]:
         """Every event in a (possibly batched) body; ``MalformedRequest`` when it cannot be read."""
 
-    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
+    async def send(
+        self,
+        recipient: str,
+        message: OutboundMessage,
+        *,
+        last_inbound_at: datetime | None = None,
+        skip_parts: int = 0,
+    ) -> str:
         """Deliver one message (split, rendered per capabilities); returns the provider's message id
-        (the last part's). Raises :class:`DeliveryError`. ``last_inbound_at`` is when the customer last
-        wrote (WhatsApp's 24-hour window)."""
+        (the last part's). Raises :class:`DeliveryError` (with ``parts_sent``). ``last_inbound_at`` is
+        when the customer last wrote (WhatsApp's 24-hour window); ``skip_parts`` are the parts an
+        earlier attempt already delivered."""
 
     async def acknowledge(self, event: InboundEvent) -> None:
         """Provider-side housekeeping once an event is taken (Telegram: answerCallbackQuery); may no-op."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
 from channels.base import DeliveryError
+
+Body = TypeVar("Body")
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -66,3 +68,19 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+async def send_parts(bodies: Sequence[Body], skip: int, post_one: Callable[[Body], Awaitable[str]]) -> str:
+    """Post the parts of one message in order, from ``skip`` on (those went out on an earlier
+    attempt); the provider's id of the last part. A failure says how many parts are out by now, so
+    the next attempt resumes there. At least the last part is always sent: an attempt with nothing
+    left to send (the rendering changed in between) must still end with an id."""
+    start = min(max(skip, 0), len(bodies) - 1)
+    message_id = ""
+    for index in range(start, len(bodies)):
+        try:
+            message_id = await post_one(bodies[index])
+        except DeliveryError as failure:
+            failure.parts_sent = index
+            raise
+    return message_id

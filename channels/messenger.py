@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from channels import meta
+from channels import delivery, meta
 from channels.base import Capabilities, DeliveryError, InboundEvent, OutboundMessage
 from channels.inbound import epoch_ms, identifier, items, mapping, moment, stable_id, string
 from channels.text import link_line, numbered, truncate, utf16_len, with_tail
@@ -193,13 +193,21 @@ class MessengerChannel:
             bodies[-1]["message"]["quick_replies"] = quick
         return bodies
 
-    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
-        message_id = ""
-        for body in self.render(recipient, message):
-            answer = await meta.graph_post(self._http, self._url, self._token, body, ERROR_CODES)
-            message_id = identifier(answer.get("message_id")) or ""
-            if not message_id:
-                raise DeliveryError("bad_response", permanent=True)
+    async def send(
+        self,
+        recipient: str,
+        message: OutboundMessage,
+        *,
+        last_inbound_at: datetime | None = None,
+        skip_parts: int = 0,
+    ) -> str:
+        return await delivery.send_parts(self.render(recipient, message), skip_parts, self._post)
+
+    async def _post(self, body: dict[str, Any]) -> str:
+        answer = await meta.graph_post(self._http, self._url, self._token, body, ERROR_CODES)
+        message_id = identifier(answer.get("message_id")) or ""
+        if not message_id:
+            raise DeliveryError("bad_response", permanent=True)
         return message_id
 
     async def acknowledge(self, event: InboundEvent) -> None:

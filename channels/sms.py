@@ -226,19 +226,27 @@ class SmsChannel:
         parts = [piece for part in parts for piece in split(part, limit, self._fits)]
         return [{"To": recipient, "From": self.config.from_number, "Body": part} for part in parts]
 
-    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
+    async def send(
+        self,
+        recipient: str,
+        message: OutboundMessage,
+        *,
+        last_inbound_at: datetime | None = None,
+        skip_parts: int = 0,
+    ) -> str:
+        return await delivery.send_parts(self.render(recipient, message), skip_parts, self._post)
+
+    async def _post(self, form: dict[str, str]) -> str:
         auth = (self.config.account_sid, self.config.auth_token.get_secret_value())
-        sid = ""
-        for form in self.render(recipient, message):
-            response = await delivery.post(self._http, self._url, data=form, auth=auth)
-            answer = delivery.json_object(response)
-            if response.status_code >= 400:
-                failure = _error(response, answer)
-                log.warning("twilio send failed: %s (HTTP %s)", failure.reason, response.status_code)
-                raise failure
-            sid = identifier(answer.get("sid")) or ""
-            if not sid:
-                raise DeliveryError("bad_response", permanent=True)
+        response = await delivery.post(self._http, self._url, data=form, auth=auth)
+        answer = delivery.json_object(response)
+        if response.status_code >= 400:
+            failure = _error(response, answer)
+            log.warning("twilio send failed: %s (HTTP %s)", failure.reason, response.status_code)
+            raise failure
+        sid = identifier(answer.get("sid")) or ""
+        if not sid:
+            raise DeliveryError("bad_response", permanent=True)
         return sid
 
     async def acknowledge(self, event: InboundEvent) -> None:

@@ -164,15 +164,22 @@ class TelegramChannel:
             bodies[-1]["reply_markup"] = {"inline_keyboard": keyboard}
         return bodies
 
-    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
-        message_id = ""
-        for body in self.render(recipient, message):
-            result = await self._call("sendMessage", body)
-            sent = result.get("message_id") if isinstance(result, dict) else None
-            if isinstance(sent, bool) or not isinstance(sent, int):
-                raise DeliveryError("bad_response", permanent=True)
-            message_id = str(sent)
-        return message_id
+    async def send(
+        self,
+        recipient: str,
+        message: OutboundMessage,
+        *,
+        last_inbound_at: datetime | None = None,
+        skip_parts: int = 0,
+    ) -> str:
+        return await delivery.send_parts(self.render(recipient, message), skip_parts, self._post)
+
+    async def _post(self, body: dict[str, Any]) -> str:
+        result = await self._call("sendMessage", body)
+        sent = result.get("message_id") if isinstance(result, dict) else None
+        if isinstance(sent, bool) or not isinstance(sent, int):
+            raise DeliveryError("bad_response", permanent=True)
+        return str(sent)
 
     async def acknowledge(self, event: InboundEvent) -> None:
         """Answer a callback query so the client's button spinner stops. Best effort: a failure is

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from channels import meta
+from channels import delivery, meta
 from channels.base import Capabilities, DeliveryError, InboundEvent, Option, OutboundMessage, Template
 from channels.inbound import e164, epoch, identifier, items, mapping, moment, stable_id, string
 from channels.text import link_line, numbered, split, truncate, utf16_len, with_tail
@@ -237,20 +237,28 @@ class WhatsAppChannel:
             ]
         return _envelope(_wa_id(recipient), {"type": "template", "template": body})
 
-    async def send(self, recipient: str, message: OutboundMessage, *, last_inbound_at: datetime | None = None) -> str:
+    async def send(
+        self,
+        recipient: str,
+        message: OutboundMessage,
+        *,
+        last_inbound_at: datetime | None = None,
+        skip_parts: int = 0,
+    ) -> str:
         if self.window_open(last_inbound_at):
             bodies = self.render(recipient, message)
-        elif message.template is not None:
-            bodies = [self.render_template(recipient, message.template)]
+        elif message.template is not None:  # one template message, whatever went out before
+            bodies, skip_parts = [self.render_template(recipient, message.template)], 0
         else:
             raise DeliveryError("window_closed", permanent=True)
-        message_id = ""
-        for body in bodies:
-            answer = await meta.graph_post(self._http, self._url, self.config.access_token, body, ERROR_CODES)
-            sent = items(answer.get("messages"))
-            message_id = (identifier(sent[0].get("id")) if sent else None) or ""
-            if not message_id:
-                raise DeliveryError("bad_response", permanent=True)
+        return await delivery.send_parts(bodies, skip_parts, self._post)
+
+    async def _post(self, body: dict[str, Any]) -> str:
+        answer = await meta.graph_post(self._http, self._url, self.config.access_token, body, ERROR_CODES)
+        sent = items(answer.get("messages"))
+        message_id = (identifier(sent[0].get("id")) if sent else None) or ""
+        if not message_id:
+            raise DeliveryError("bad_response", permanent=True)
         return message_id
 
     async def acknowledge(self, event: InboundEvent) -> None:

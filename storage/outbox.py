@@ -43,6 +43,7 @@ class Delivery:
     possible_duplicate: bool
     last_inbound_at: datetime | None
     opted_out: bool
+    parts_sent: int = 0  # parts of a split message an earlier attempt delivered
 
 
 def relayed(channel: str) -> bool:
@@ -146,6 +147,7 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
                     row.possible_duplicate,
                     last_inbound_at,
                     bool(opted_out),
+                    row.parts_sent or 0,
                 )
             )
     return claimed
@@ -174,23 +176,35 @@ async def mark_sent(db: Database, sent: list[tuple[Delivery, str]], now: datetim
                 )
 
 
-async def mark_retry(db: Database, delivery: Delivery, reason: str, at: datetime) -> None:
+async def mark_retry(db: Database, delivery: Delivery, reason: str, at: datetime, parts_sent: int = 0) -> None:
+    """Back to pending until ``at``; ``parts_sent`` parts of it are out and are not sent again."""
     async with db.writing() as session:
         await session.execute(
             update(t.OutboxItem)
             .where(t.OutboxItem.id == delivery.id)
-            .values(state="pending", next_attempt_at=at, lease_until=None, last_error=reason[:255])
+            .values(
+                state="pending",
+                next_attempt_at=at,
+                lease_until=None,
+                last_error=reason[:255],
+                parts_sent=max(parts_sent, delivery.parts_sent),
+            )
         )
 
 
-async def mark_dead(db: Database, delivery: Delivery, reason: str, now: datetime) -> None:
-    """Give up on a row: visible on the dashboard and replayable; the customer is marked
-    unreachable when the provider says they cannot be reached at all."""
+async def mark_dead(db: Database, delivery: Delivery, reason: str, now: datetime, parts_sent: int = 0) -> None:
+    """Give up on a row: visible on the dashboard and replayable (a replay resumes after the parts
+    already out); the customer is marked unreachable when the provider says they cannot be reached."""
     async with db.writing() as session:
         await session.execute(
             update(t.OutboxItem)
             .where(t.OutboxItem.id == delivery.id)
-            .values(state="dead", lease_until=None, last_error=reason[:255])
+            .values(
+                state="dead",
+                lease_until=None,
+                last_error=reason[:255],
+                parts_sent=max(parts_sent, delivery.parts_sent),
+            )
         )
         if delivery.message_id:
             await session.execute(update(t.Message).where(t.Message.id == delivery.message_id).values(status="failed"))

@@ -509,6 +509,9 @@ class OutboxItem(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Of a message the channel splits into several provider messages, how many are out already:
+    # a retry resumes after them.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime]
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))

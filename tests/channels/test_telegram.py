@@ -123,6 +123,21 @@ async def test_send_and_acknowledge(live: TelegramChannel, telegram_api: FakeTel
     assert len(telegram_api.answered) == 1
 
 
+async def test_a_failed_part_says_how_many_went_out_and_a_retry_sends_only_the_rest(
+    live: TelegramChannel, telegram_api: FakeTelegram
+) -> None:
+    message = OutboundMessage("x " * 5000)  # three parts
+    telegram_api.hang("/", 0)  # the first part is accepted, the second answers 502
+    telegram_api.answer_next("/", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+    with pytest.raises(DeliveryError) as err:
+        await live.send(CHAT, message)
+    assert (err.value.permanent, err.value.parts_sent) == (False, 1)
+    last = await live.send(CHAT, message, skip_parts=err.value.parts_sent)
+    texts = [m["text"] for m in telegram_api.sent_to(CHAT)]
+    assert len(texts) == 3 and last == "3"  # parts 1, 2, 3, each once
+    assert " ".join(texts).split() == message.text.split()
+
+
 async def test_acknowledge_never_raises(live: TelegramChannel, telegram_api: FakeTelegram) -> None:
     telegram_api.api_error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
     [event] = live.parse(payload("telegram", "callback_query.json"), {})

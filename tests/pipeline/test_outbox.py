@@ -7,10 +7,13 @@ import random
 
 from sqlalchemy import select
 
+from bot.context import CONTEXT
 from bot.relay import backoff_seconds
 from bot.settings import OutboxSettings
+from channels.base import OutboundMessage
 from storage import outbox
 from storage import tables as t
+from tests.fakes.graph_server import graph_error_body
 from tests.pipeline.conftest import Harness, wa_text
 
 
@@ -127,3 +130,40 @@ async def _token(harness: Harness) -> str:
     from tests.conftest import new_token
 
     return await new_token(harness.db, "acme", harness.clock)
+
+
+async def test_a_split_message_resumes_after_the_parts_already_out(harness: Harness) -> None:
+    """A long reply goes out as several WhatsApp messages; when a later part fails, the retry sends
+    only what is missing (the customer never reads the first half twice), and a replay after a
+    permanent failure resumes there too."""
+    await _one_turn_queued(harness)
+    await harness.work()
+    async with harness.db.reading() as session:
+        conv = await session.scalar(select(t.Conversation))
+    assert conv is not None
+    before = len(harness.graph.sent)
+    paragraphs = [f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 60 for n in range(1, 5)]
+    long_text = "\n\n".join(paragraphs)  # about 6,600 characters: two parts under WhatsApp's 4,096
+    dialogue = harness.client.server.app[CONTEXT].dialogue
+
+    harness.graph.hang("/", 0)  # the first part is accepted…
+    harness.graph.answer_next("/", 503, graph_error_body(2, "Service temporarily unavailable"))  # …the second is not
+    await dialogue.push(conv.tenant_id, conv.id, OutboundMessage(long_text), key="long")
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        row = await session.scalar(select(t.OutboxItem).order_by(t.OutboxItem.id.desc()).limit(1))
+    assert row is not None and (row.state, row.parts_sent) == ("pending", 1)
+
+    harness.graph.graph_error(131026, status=400)  # the retry of the second part fails for good
+    harness.clock.advance(seconds=120)
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, row.id)
+    assert row is not None and (row.state, row.parts_sent) == ("dead", 1)
+
+    assert await outbox.replay(harness.db, conv.tenant_id, row.id, harness.clock.now)
+    await harness.work()
+    texts = [body["text"]["body"] for _, body in harness.graph.sent[before:]]
+    assert len(texts) == 2  # each part accepted exactly once
+    assert texts[0].startswith("Paragraph 1") and "Paragraph 4" in texts[1]
+    assert "".join(texts).replace("\n", "").replace(" ", "") == long_text.replace("\n", "").replace(" ", "")
