@@ -187,7 +187,12 @@ async def main(args: argparse.Namespace) -> int:
         f"{pct(full_latency, 0.99):.1f}",
     )
     console.print(table)
-    console.print(f"acks alone: {len(bodies) / ack_seconds:,.0f}/s; replies delivered: {sent} of {outbound}")
+    ack_rate = len(bodies) / ack_seconds
+    console.print(
+        f"acks alone (turns running alongside): {ack_rate:,.0f}/s, {ack_rate / bare_rate:.2f} of bare;"
+        f" replies delivered: {sent} of {outbound}"
+    )
+    console.print(f"end to end: {1000 / full_rate:.1f} ms per message (store → turn → reply delivered)")
     console.print(f"ratio full / bare: {full_rate / bare_rate:.2f} (goal ≥ 0.30)")
     console.print(f"every message durable: {'yes' if durable else 'NO'} (inbound stored {inbound} of {len(bodies)})")
     return 0 if durable else 1
