@@ -10,6 +10,7 @@ reads. PostgreSQL: the exclusion constraint is the arbiter; statement and lock t
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,47 @@ from sqlalchemy.pool import NullPool
 _BEGIN_OPTION = "frontdesk_sqlite_begin"
 
 
+class WriterQueue:
+    """SQLite's single writer, taken in turn by this process's writers (cheap and fair, instead of
+    spinning on the file lock until busy_timeout). ``urgent`` writers (webhook inserts: a provider
+    is waiting for its 200) go before the queued ordinary ones (turns, the relay)."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._ordinary: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._busy:
+            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            queue = self._urgent if urgent else self._ordinary
+            queue.append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._hand_on()  # it was handed to us just as we were cancelled: pass it on
+                else:
+                    queue.remove(turn)
+                raise
+        else:
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        for queue in (self._urgent, self._ordinary):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # still busy: the writer is now the next waiter
+                    return
+        self._busy = False
+
+
 @dataclass(frozen=True, slots=True)
 class Database:
     """The engine plus two session factories: ``write`` (serialised on SQLite) and ``read``."""
@@ -34,22 +76,22 @@ class Database:
     engine: AsyncEngine
     write: async_sessionmaker[AsyncSession]
     read: async_sessionmaker[AsyncSession]
-    # SQLite has one writer: in this process, writers queue here (cheap, fair) instead of spinning
-    # on the file lock against each other until busy_timeout. Other processes still meet the lock.
-    _writer: asyncio.Lock | None = field(default=None)
+    # SQLite has one writer: in this process, writers queue here; other processes meet the file lock.
+    _writer: WriterQueue | None = field(default=None)
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
     @asynccontextmanager
-    async def writing(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction: commits on success, rolls back on any exception."""
+    async def writing(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """One write transaction: commits on success, rolls back on any exception. ``urgent``: a
+        provider waits on it (SQLite: ahead of the queued turns; PostgreSQL has no queue)."""
         if self._writer is None:
             async with self.write() as session, session.begin():
                 yield session
             return
-        async with self._writer, self.write() as session, session.begin():
+        async with self._writer.hold(urgent=urgent), self.write() as session, session.begin():
             yield session
 
     @asynccontextmanager
@@ -104,7 +146,7 @@ def create_database(url: str, *, echo: bool = False, busy_timeout_ms: int = 10_0
         engine=engine,
         write=async_sessionmaker(write_engine, expire_on_commit=False),
         read=async_sessionmaker(engine, expire_on_commit=False),
-        _writer=asyncio.Lock() if engine.dialect.name == "sqlite" else None,
+        _writer=WriterQueue() if engine.dialect.name == "sqlite" else None,
     )
 
 

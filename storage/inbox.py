@@ -183,7 +183,7 @@ class GroupCommit:
         while self._waiting:
             batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
             try:
-                async with self.db.writing() as session:
+                async with self.db.writing(urgent=True) as session:
                     counts = await store_many(session, [routed for routed, _ in batch], self.clock())
             except Exception as exc:
                 for _, done in batch:
