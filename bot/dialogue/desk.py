@@ -27,7 +27,7 @@ from channels.base import OutboundMessage
 from core.booking import ACTIVE, Appointment, Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
 from core.models import Slot
-from core.phones import normalize_phone, region_of
+from core.phones import PHONE_CHANNELS, normalize_phone, region_of
 from core.timezones import day_bounds
 from storage import bookings
 from storage import schedule as schedules
@@ -37,7 +37,6 @@ from storage.engine import Database
 
 log = logging.getLogger(__name__)
 
-PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 MAX_OFFERS = 6
 SEARCH_DAYS = 14
 WEEK = (
