@@ -326,15 +326,18 @@ async def record_appointment(
     now: datetime,
     *,
     conversation_id: str | None = None,
+    agent_id: str | None = None,
 ) -> None:
     """An appointment created (``before`` None) or moved to ``after``, in the transaction that
-    writes its history row. Counts live under the local day of the scheduled start."""
+    writes its history row. Counts live under the local day of the scheduled start. A new one is
+    attributed to the agent and channel of the conversation that booked it, else to the booking it
+    replaces, else to ``agent_id`` (an API booking that names its agent; channel "")."""
     tz = await zone_of(session, row.tenant_id)
     fact = await session.get(t.InsightAppointment, row.id)
     deltas: dict[str, int] = {}
     conv_fact = None
     if fact is None:
-        agent_id, channel = "", ""
+        agent_id, channel = agent_id or "", ""
         if conversation_id:
             conv_fact = await session.get(t.InsightConversation, conversation_id)
             if conv_fact is not None:
