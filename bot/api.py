@@ -104,6 +104,17 @@ async def _check_agent(request: web.Request, agent: str | None) -> None:
             await catalog.agent_by_slug(session, agent, tenant(request))
 
 
+async def _credited_agent(request: web.Request, agent: str | None) -> str | None:
+    """The agent an API booking counts for in insights: the one the body names (another business's
+    is 404), else the business's only agent. API tokens belong to a business, not an agent, so a
+    business with several agents and a body naming none leaves the booking unattributed."""
+    async with context(request).db.reading() as session:
+        if agent:
+            return (await catalog.agent_by_slug(session, agent, tenant(request))).id
+        sole = await catalog.sole_agent(session, tenant(request))
+        return sole.id if sole is not None else None
+
+
 @routes.get("/api/availability")
 async def availability(request: web.Request) -> web.Response:
     ctx = context(request)
@@ -129,7 +140,7 @@ async def availability(request: web.Request) -> web.Response:
 async def create_booking(request: web.Request) -> web.Response:
     ctx = context(request)
     body = await read_model(request, BookingIn)
-    await _check_agent(request, body.agent)
+    agent_id = await _credited_agent(request, body.agent)
     req = bookings.NewBooking(
         service=body.service,
         start=parse_instant(body.start),
@@ -138,6 +149,7 @@ async def create_booking(request: web.Request) -> web.Response:
         staff=body.staff,
         idempotency_key=body.idempotency_key,
         actor=f"api:{body.agent}" if body.agent else "api",
+        agent_id=agent_id,
     )
     try:
         outcome = await bookings.create(ctx.db, tenant(request), req, ctx.clock())

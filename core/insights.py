@@ -1,4 +1,5 @@
-"""Pure insight formulas: rates, the agent grade, customer segments, churn, upsell, lifetime value.
+"""Pure insight formulas: rates, the agent grade, customer segments, churn, upsell, lifetime value,
+and the vocabulary of a conversation's tags and intents.
 
 Everything here is a function of plain numbers (sums and counts read from the daily roll-ups) and
 of ``now`` when time matters; no I/O, no clock reads. ``docs/insights.md`` states each formula in
@@ -8,10 +9,13 @@ words; the tests check hand-computed values against these functions.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from statistics import median
 from typing import Any
+
+from core.payments import PurchaseStatus
 
 # ----------------------------------------------------------------------------- the grade
 
@@ -355,3 +359,87 @@ def missed_follow_ups(previous_misses: int) -> list[str]:
     if previous_misses >= 1:
         actions.append("review_no_show_policy")
     return actions
+
+
+# ----------------------------------------------------------------------------- conversation tags
+
+TAG_LIMIT = 50  # a conversation keeps its first 50 tags (the vocabulary is small; services bound it)
+TURN_OUTCOMES = ("booked", "cancelled", "rescheduled")  # a turn's completed tasks that are tags as they are
+ESCALATED = "escalated"
+OPTED_OUT = "opted_out"
+NEW_CUSTOMER = "new_customer"
+RETURNING_CUSTOMER = "returning_customer"
+PURCHASE_TAGS: Mapping[PurchaseStatus, str] = {
+    PurchaseStatus.COMPLETED: "paid",
+    PurchaseStatus.FAILED: "payment_failed",
+    PurchaseStatus.EXPIRED: "payment_failed",  # an unpaid checkout that lapsed, as in PurchaseInsight
+    PurchaseStatus.REFUNDED: "refunded",
+    PurchaseStatus.DISPUTED: "disputed",
+}
+
+
+def channel_tag(channel: str) -> str:
+    return f"channel:{channel}"
+
+
+def service_tag(slug: str) -> str:
+    return f"service:{slug}"
+
+
+def customer_tag(*, returning: bool) -> str:
+    return RETURNING_CUSTOMER if returning else NEW_CUSTOMER
+
+
+def purchase_tag(status: PurchaseStatus) -> str | None:
+    """The tag a checkout opened in a conversation earns when it moves to ``status`` (pending: none)."""
+    return PURCHASE_TAGS.get(status)
+
+
+def turn_tags(*, services: Iterable[str], completed: Iterable[str], escalated: bool) -> list[str]:
+    """What one turn earns: the services asked about or acted on, its completed tasks, a hand-off."""
+    tags = [service_tag(slug) for slug in services]
+    tags += [task for task in completed if task in TURN_OUTCOMES]
+    if escalated:
+        tags.append(ESCALATED)
+    return tags
+
+
+def with_tags(existing: Sequence[str], new: Iterable[str], limit: int = TAG_LIMIT) -> list[str]:
+    """``existing`` followed by the new tags it lacks, in the order earned; tags are never removed
+    (they say what happened, not the current state) and past ``limit`` later ones are dropped."""
+    out = list(existing)
+    for tag in new:
+        if len(out) >= limit:
+            break
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+# ----------------------------------------------------------------------------- conversation intents
+
+INTENT_LIMIT = 50  # a conversation keeps its 50 latest intent entries
+READING = "reading"  # read from the customer's message by the rules engine's reader
+TOOL = "tool"  # implied by a desk tool the engine used (either engine)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentNote:
+    """One intent a turn showed. ``confidence`` is None when its source gives none (the rules
+    engine's reader matches phrases; it has no score); a tool used is taken as certain."""
+
+    intent: str
+    source: str  # READING | TOOL
+    confidence: float | None = None
+
+
+def with_intents(
+    existing: Sequence[dict[str, Any]], notes: Iterable[IntentNote], at: datetime, limit: int = INTENT_LIMIT
+) -> list[dict[str, Any]]:
+    """The conversation's intent entries (``{intent, confidence, timestamp, source}``) with one
+    turn's notes appended once each, oldest first, the latest ``limit`` kept."""
+    added = [
+        {"intent": n.intent, "confidence": n.confidence, "timestamp": at.isoformat(), "source": n.source}
+        for n in dict.fromkeys(notes)
+    ]
+    return [*existing, *added][-limit:]

@@ -6,6 +6,9 @@ import phonenumbers
 
 from core.errors import InvalidInput
 
+# Channels on which the sender *is* a phone number (WhatsApp, SMS): the carrier vouches for it.
+PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
+
 
 def normalize_phone(raw: str, default_region: str | None = None) -> str:
     """``"+1 (555) 010-0200"`` → ``"+15550100200"``; InvalidInput when it is not a number."""

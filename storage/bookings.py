@@ -58,6 +58,7 @@ class NewBooking:
     # A free service ignores it and is scheduled at once.
     hold_minutes: int | None = None
     conversation_id: str | None = None  # the chat that booked it (insights attribute it; reminders speak there)
+    agent_id: str | None = None  # without a chat: the agent credited in insights (an API booking naming one)
 
     def fingerprint(self) -> str:
         raw = "|".join([self.service, self.start.isoformat(), self.staff or "", self.customer_phone])
@@ -257,7 +258,7 @@ async def _create_in(
     )
     await session.flush()
     await insights.record_appointment(
-        session, appointment, None, status.value, now, conversation_id=req.conversation_id
+        session, appointment, None, status.value, now, conversation_id=req.conversation_id, agent_id=req.agent_id
     )
     return (await _views(session, [appointment]))[0]
 

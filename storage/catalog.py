@@ -278,3 +278,11 @@ async def agent_by_slug(session: AsyncSession, slug: str, tenant_id: str | None 
     if row is None:
         raise NotFound(f"no agent {slug!r}")
     return AgentInfo(row.id, row.tenant_id, row.slug, row.name)
+
+
+async def sole_agent(session: AsyncSession, tenant_id: str) -> AgentInfo | None:
+    """The business's agent when it has exactly one; None when it has none or several."""
+    rows = list(await session.scalars(select(t.Agent).where(t.Agent.tenant_id == tenant_id).limit(2)))
+    if len(rows) != 1:
+        return None
+    return AgentInfo(rows[0].id, rows[0].tenant_id, rows[0].slug, rows[0].name)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from core import insights as f
 from core.errors import InvalidInput, NotFound
 from core.payments import PurchaseStatus, insight_status
+from core.phones import PHONE_CHANNELS
 from core.timezones import day_bounds
 from storage import tables as t
 from storage.engine import dialect_insert
@@ -160,6 +161,25 @@ async def _funnel_step(session: AsyncSession, fact: t.InsightConversation, step:
     return inserted
 
 
+def _tag(fact: t.InsightConversation, tags: Iterable[str]) -> None:
+    """Add the tags a conversation earned; the JSON column is assigned anew only when one was added."""
+    merged = f.with_tags(fact.tags or [], tags)
+    if merged != list(fact.tags or []):
+        fact.tags = merged
+
+
+async def _customer_tag(session: AsyncSession, fact: t.InsightConversation, customer_id: str | None) -> list[str]:
+    """``new_customer`` or ``returning_customer`` once the customer is known: returning when their
+    record existed before the conversation started. On a phone channel the sender is the number,
+    so a conversation that opens without a customer record is a new customer's."""
+    if f.NEW_CUSTOMER in fact.tags or f.RETURNING_CUSTOMER in fact.tags:
+        return []
+    if customer_id:
+        created = await session.scalar(select(t.Customer.created_at).where(t.Customer.id == customer_id))
+        return [] if created is None else [f.customer_tag(returning=created < fact.started_at)]
+    return [f.NEW_CUSTOMER] if fact.channel in PHONE_CHANNELS else []
+
+
 # ============================================================================ recording
 
 
@@ -182,9 +202,10 @@ async def _open_conversation(session: AsyncSession, conv: t.Conversation, tz: Zo
         completed=False,
         escalated=False,
         intents=[],
-        tags=[],
+        tags=[f.channel_tag(conv.channel)],
         follow_ups=[],
     )
+    _tag(fact, await _customer_tag(session, fact, conv.customer_id))
     session.add(fact)
     await session.flush()
     keys = _daily_keys(conv.tenant_id, conv.agent_id, conv.channel, fact.day)
@@ -211,6 +232,8 @@ async def record_message(session: AsyncSession, conv: t.Conversation, message: t
     if fact is None:
         fact = await _open_conversation(session, conv, tz)
     at = message.created_at
+    if conv.opted_out:  # the STOP turn's confirmation (or anything stored after it) is the first to see it
+        _tag(fact, [f.OPTED_OUT])
     deltas: dict[str, int] = {}
     step = _epoch(at) - _epoch(fact.last_at)
     if step > 0:
@@ -246,14 +269,15 @@ class TurnOutcomes(Protocol):
     completed: list[str]
     escalated: str | None
     steps: list[str]
-    intents: list[str]
+    intents: list[f.IntentNote]
+    services: list[str]
 
 
 async def record_turn(
     session: AsyncSession, conv: t.Conversation, outcomes: TurnOutcomes, rating: int | None, now: datetime
 ) -> None:
-    """Funnel steps, intents, completion, escalation and the 1–5 rating of one turn, stored in the
-    transaction that stores the conversation state they came from."""
+    """Funnel steps, intents, tags, completion, escalation and the 1–5 rating of one turn, stored in
+    the transaction that stores the conversation state they came from."""
     fact = await session.get(t.InsightConversation, conv.id)
     if fact is None:
         return
@@ -261,10 +285,9 @@ async def record_turn(
     for step in dict.fromkeys(outcomes.steps):
         await _funnel_step(session, fact, step, now)
     if outcomes.intents:
-        seen = list(fact.intents or [])
-        for intent in dict.fromkeys(outcomes.intents):
-            seen.append({"intent": intent, "confidence": 1.0, "timestamp": now.isoformat()})
-        fact.intents = seen[-50:]
+        fact.intents = f.with_intents(fact.intents or [], outcomes.intents, now)
+    earned = f.turn_tags(services=outcomes.services, completed=outcomes.completed, escalated=bool(outcomes.escalated))
+    _tag(fact, [*earned, *await _customer_tag(session, fact, conv.customer_id)])
     deltas: dict[str, int] = {}
     if outcomes.completed and not fact.completed:
         fact.completed = True
@@ -303,15 +326,18 @@ async def record_appointment(
     now: datetime,
     *,
     conversation_id: str | None = None,
+    agent_id: str | None = None,
 ) -> None:
     """An appointment created (``before`` None) or moved to ``after``, in the transaction that
-    writes its history row. Counts live under the local day of the scheduled start."""
+    writes its history row. Counts live under the local day of the scheduled start. A new one is
+    attributed to the agent and channel of the conversation that booked it, else to the booking it
+    replaces, else to ``agent_id`` (an API booking that names its agent; channel "")."""
     tz = await zone_of(session, row.tenant_id)
     fact = await session.get(t.InsightAppointment, row.id)
     deltas: dict[str, int] = {}
     conv_fact = None
     if fact is None:
-        agent_id, channel = "", ""
+        agent_id, channel = agent_id or "", ""
         if conversation_id:
             conv_fact = await session.get(t.InsightConversation, conversation_id)
             if conv_fact is not None:
@@ -391,11 +417,14 @@ async def record_purchase(
         deltas["revenue"] -= row.amount
     keys = _daily_keys(row.tenant_id, row.agent_id, row.channel, local_day(row.created_at, tz))
     await bump(session, D, keys, dict(deltas))
-    if after == PurchaseStatus.COMPLETED.value and row.conversation_id:
+    tag = f.purchase_tag(PurchaseStatus(after))
+    if tag is not None and row.conversation_id:
         conv_fact = await session.get(t.InsightConversation, row.conversation_id)
         if conv_fact is not None:
-            await _funnel_step(session, conv_fact, "paid", now)
-            conv_fact.conversion_type, conv_fact.conversion_value = "purchase", row.amount
+            _tag(conv_fact, [tag])
+            if after == PurchaseStatus.COMPLETED.value:
+                await _funnel_step(session, conv_fact, "paid", now)
+                conv_fact.conversion_type, conv_fact.conversion_value = "purchase", row.amount
     _event(
         session,
         row.tenant_id,
@@ -1077,6 +1106,8 @@ EXPORT_HEADERS: dict[str, list[str]] = {
         "escalated",
         "conversion_type",
         "conversion_value",
+        "intents",
+        "tags",
     ],
     "appointments": [
         "appointment_id",
@@ -1175,6 +1206,8 @@ def _csv_row(kind: str, row: Any, tz: ZoneInfo) -> list[Any]:
             int(fact.escalated),
             fact.conversion_type or "",
             fact.conversion_value if fact.conversion_value is not None else "",
+            ";".join(dict.fromkeys(i["intent"] for i in data["intents"])),
+            ";".join(data["tags"]),
         ]
     if kind == "appointments":
         a, service, fact, slug = row

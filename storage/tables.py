@@ -552,8 +552,8 @@ class InsightConversation(Base):
     escalated_at: Mapped[datetime | None]
     conversion_type: Mapped[str | None] = mapped_column(String(16))
     conversion_value: Mapped[int | None] = mapped_column(Integer)
-    intents: Mapped[list[Any]] = mapped_column(default=list)  # [{intent, confidence, timestamp}]
-    tags: Mapped[list[Any]] = mapped_column(default=list)
+    intents: Mapped[list[Any]] = mapped_column(default=list)  # [{intent, confidence, timestamp, source}]
+    tags: Mapped[list[Any]] = mapped_column(default=list)  # what the conversation earned (docs/insights.md)
     follow_ups: Mapped[list[Any]] = mapped_column(default=list)
 
 

@@ -312,7 +312,7 @@ class _Run:
             if svc.description:
                 line += f". {' '.join(svc.description.split())[:300]}"
             services.append(line)
-        info = {k: v for k, v in desk.info().items() if v not in ("", None, [], {})}
+        info = {k: v for k, v in desk.about().items() if v not in ("", None, [], {})}
         static = STATIC_PROMPT.format(
             agent=agent_name,
             business=desk.business.name,

@@ -26,8 +26,9 @@ from bot.dialogue import catalogue
 from channels.base import OutboundMessage
 from core.booking import ACTIVE, Appointment, Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.insights import READING, TOOL, IntentNote
 from core.models import Slot
-from core.phones import normalize_phone, region_of
+from core.phones import PHONE_CHANNELS, normalize_phone, region_of
 from core.timezones import day_bounds
 from storage import bookings
 from storage import schedule as schedules
@@ -37,7 +38,6 @@ from storage.engine import Database
 
 log = logging.getLogger(__name__)
 
-PHONE_CHANNELS = frozenset({"whatsapp", "sms"})
 MAX_OFFERS = 6
 SEARCH_DAYS = 14
 WEEK = (
@@ -163,7 +163,9 @@ class Outcomes:
     escalated: str | None = None
     messages: list[OutboundMessage] = field(default_factory=list)  # built by code: payment links
     steps: list[str] = field(default_factory=list)  # funnel: service_selected, slot_selected, details_given
-    intents: list[str] = field(default_factory=list)  # what the customer wanted, from the tools used
+    # What the customer wanted: read from their message (the rules engine) and implied by the tools used.
+    intents: list[IntentNote] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)  # slugs asked about, looked up or acted on (tags)
 
 
 def ref_of(appointment_id: str) -> str:
@@ -250,8 +252,12 @@ class Desk:
         return [everyone[s] for s in (await self.service(service)).staff if s in everyone]
 
     def info(self) -> dict[str, Any]:
-        """Address, phone and FAQ as configured for the business."""
+        """Address, phone and FAQ as configured for the business, asked for by the customer."""
         self._note(intent="information")
+        return self.about()
+
+    def about(self) -> dict[str, Any]:
+        """The same facts for an engine's own setup (its reader, its prompt): nobody asked, no intent."""
         return {"name": self.business.name, **self.business.info}
 
     async def opening_hours(self) -> dict[str, list[str]]:
@@ -285,7 +291,7 @@ class Desk:
         ``near`` orders them by distance from a wished time. Each call replaces the desk's offers."""
         now = self.clock()
         svc = await self.service(service)
-        self._note("service_selected", "book_appointment")
+        self._note("service_selected", "book_appointment", service)
         if staff is not None and staff not in svc.staff:
             raise InvalidInput(f"{staff} does not do {svc.name}")
         today = now.astimezone(self.zone).date()
@@ -302,7 +308,7 @@ class Desk:
         return self._offer(service, _closest(slots, near, limit), staff)
 
     async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
-        self._note("service_selected", "book_appointment")
+        self._note("service_selected", "book_appointment", service)
         slots = await bookings.alternatives_near(
             self.db, self.party.tenant_id, service, wished, self.clock(), staff=staff, count=3
         )
@@ -375,7 +381,7 @@ class Desk:
             hold_minutes=self.hold_minutes if priced and self.payments is not None else None,
             conversation_id=self.party.conversation_id,
         )
-        self._note("details_given")
+        self._note("details_given", service=offer.service)
         outcome = await bookings.create(self.db, self.party.tenant_id, req, self.clock())
         view = await self._view(outcome.appointment)
         self._claim(outcome.appointment)
@@ -447,6 +453,7 @@ class Desk:
     async def cancel(self, ref: str) -> BookingView:
         self._note(intent="cancel_appointment")
         target = await self.find_mine(ref)
+        self._note(service=target.service)
         outcome = await bookings.cancel(
             self.db,
             self.party.tenant_id,
@@ -466,6 +473,7 @@ class Desk:
     async def reschedule(self, ref: str, offer_id: str) -> BookingView:
         self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
+        self._note(service=target.service)
         offer = self.offer(offer_id)
         if offer.service != target.service:
             raise InvalidInput("that time was offered for a different service")
@@ -492,6 +500,7 @@ class Desk:
         """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
         self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
+        self._note(service=target.service)
         now = self.clock()
         today = now.astimezone(self.zone).date()
         first = max(day or today, today)
@@ -510,13 +519,28 @@ class Desk:
         self._note(intent="human_agent")
         self.outcomes.escalated = reason[:500] or "customer asked for a person"
 
+    def heard(self, intent: str | None, *, confidence: float | None = None, service: str | None = None) -> None:
+        """What an engine read the customer's message as (the rules engine's reading), for the
+        insights store: ``intent`` None when the message only answered a question; ``service``
+        when it named one."""
+        if intent:
+            self._remember_intent(IntentNote(intent, READING, confidence))
+        self._note(service=service)
+
     # ----- helpers ---------------------------------------------------------------------------
-    def _note(self, step: str | None = None, intent: str | None = None) -> None:
-        """A funnel step or an intent for the insights store (stored with the turn's state)."""
+    def _note(self, step: str | None = None, intent: str | None = None, service: str | None = None) -> None:
+        """A funnel step, a tool's intent or a service concerned, for the insights store (stored
+        with the turn's state)."""
         if step and step not in self.outcomes.steps:
             self.outcomes.steps.append(step)
-        if intent and intent not in self.outcomes.intents:
-            self.outcomes.intents.append(intent)
+        if intent:
+            self._remember_intent(IntentNote(intent, TOOL, 1.0))
+        if service and service not in self.outcomes.services:
+            self.outcomes.services.append(service)
+
+    def _remember_intent(self, note: IntentNote) -> None:
+        if note not in self.outcomes.intents:
+            self.outcomes.intents.append(note)
 
     def _claim(self, appointment: Appointment) -> None:
         mine = list(self.state.get("mine", []))

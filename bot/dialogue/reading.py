@@ -49,6 +49,9 @@ INTENTS = (
     "inform",
     "unknown",
 )
+# Readings that answer the bot's own question (a value, yes, no) or say nothing readable: they are
+# not what the customer wants, so the insights store does not record them as the customer's intents.
+ANSWERS = frozenset({"inform", "affirm", "deny", "unknown"})
 EXPECTS = ("name", "phone", "rating", "number", "time")
 SLOTS = frozenset(
     ("date", "time", "date_range", "part_of_day", "service", "staff", "phone", "name", "number", "rating")

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from bot.dialogue import catalogue
 from bot.dialogue.desk import BookingView, Desk, Offer, ServiceView
 from bot.dialogue.engine import Turn
-from bot.dialogue.reading import Named, Reader, Reading
+from bot.dialogue.reading import ANSWERS, Named, Reader, Reading
 from bot.dialogue.replies import main_menu, yes_no
 from bot.dialogue.show import day_text, minutes_text, time_text, when_text
 from bot.money import format_money
@@ -62,7 +62,7 @@ class RulesEngine:
             desk.business.locale,
             tuple((s.slug, s.name) for s in services),
             tuple((s.slug, s.name) for s in staff),
-            tuple(str(item.get("q", "")) for item in desk.info().get("faq") or []),
+            tuple(str(item.get("q", "")) for item in desk.about().get("faq") or []),
         )
         reader = self._readers.get(key)
         if reader is None:
@@ -72,7 +72,7 @@ class RulesEngine:
                 timezone=desk.business.timezone,
                 locale=desk.business.locale,
                 default_region=desk.region,
-                faq=[str(item.get("q", "")) for item in desk.info().get("faq") or []],
+                faq=[str(item.get("q", "")) for item in desk.about().get("faq") or []],
             )
             self._readers[key] = reader
         return reader
@@ -103,6 +103,8 @@ class Conversation:
         choice = self._choice()
         reader = await self.engine.reader(self.desk)
         reading = reader.read(self.turn.text, self.turn.now, expect=EXPECT.get(step or "")) if self.turn.text else None
+        if reading is not None:  # the customer's intent, as read, for the insights store
+            self.desk.heard(None if reading.intent in ANSWERS else reading.intent, service=reading.service)
         try:
             if choice is not None and await self._on_choice(choice):
                 return

@@ -165,3 +165,41 @@ def test_journey_and_follow_ups() -> None:
     assert "review_no_show_policy" in f.missed_follow_ups(1)
     assert f.sentiment_label(0.3) == "positive" and f.sentiment_label(-0.3) == "negative"
     assert f.sentiment_label(0.0) == "neutral"
+
+
+def test_tags_are_added_once_in_the_order_earned_and_capped() -> None:
+    earned = f.turn_tags(services=["checkup", "solo"], completed=["booked", "paid_in_chat"], escalated=True)
+    assert earned == ["service:checkup", "service:solo", "booked", "escalated"]  # only known task outcomes
+    tags = f.with_tags(["channel:web", "service:checkup"], earned)
+    assert tags == ["channel:web", "service:checkup", "service:solo", "booked", "escalated"]
+    assert f.with_tags(tags, ["booked"]) == tags
+    assert f.with_tags(["a", "b"], ["c", "d"], limit=3) == ["a", "b", "c"]
+    assert f.customer_tag(returning=True) == "returning_customer" and f.customer_tag(returning=False) == "new_customer"
+
+
+def test_purchase_tags_follow_the_purchase_insight_vocabulary() -> None:
+    from core.payments import PurchaseStatus as P
+
+    assert {s.value: f.purchase_tag(s) for s in P} == {
+        "pending": None,
+        "completed": "paid",
+        "failed": "payment_failed",
+        "expired": "payment_failed",
+        "refunded": "refunded",
+        "disputed": "disputed",
+    }
+
+
+def test_intents_are_appended_once_per_turn_and_the_latest_kept() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    greet = f.IntentNote("greet", f.READING)
+    tool = f.IntentNote("book_appointment", f.TOOL, 1.0)
+    entries = f.with_intents([], [greet, tool, greet], at)
+    assert entries == [
+        {"intent": "greet", "confidence": None, "timestamp": "2026-03-02T08:00:00+00:00", "source": "reading"},
+        {"intent": "book_appointment", "confidence": 1.0, "timestamp": "2026-03-02T08:00:00+00:00", "source": "tool"},
+    ]
+    assert len(f.with_intents(entries, [greet], at)) == 3  # another turn: a timeline, not a set
+    assert [e["intent"] for e in f.with_intents(entries, [greet], at, limit=2)] == ["book_appointment", "greet"]
