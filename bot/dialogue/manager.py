@@ -37,6 +37,7 @@ from bot.settings import Settings
 from channels.base import Option, OutboundMessage
 from core.booking import Status
 from core.errors import InvalidInput, NotFound
+from core.phones import PHONE_CHANNELS
 from core.timezones import canonical_zone_name
 from storage import inbox, insights, outbox
 from storage import tables as t
@@ -411,7 +412,7 @@ class DialogueManager:
             return conv
         business = await business_by_id(session, agent.tenant_id)
         customer_id = None
-        if incoming.channel in ("whatsapp", "sms"):
+        if incoming.channel in PHONE_CHANNELS:
             customer_id = await session.scalar(
                 select(t.Customer.id).where(
                     t.Customer.tenant_id == agent.tenant_id, t.Customer.phone == incoming.sender
