@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from aiohttp import web
@@ -98,7 +98,7 @@ async def build_dialogue(
     )
 
     async def notify(tenant_id: str, conversation_id: str, message: OutboundMessage) -> None:
-        await dialogue.push(tenant_id, conversation_id, message)
+        await dialogue.push(tenant_id, conversation_id, replace(message, purpose="purchase_update"))
 
     payments.set_notify(notify)
     return dialogue, payments

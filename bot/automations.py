@@ -193,7 +193,7 @@ class Automations:
             catalogue.language(facts.locale),
             (v["contact_name"], v["service_name"], v["appointment_date"], v["appointment_time"]),
         )
-        return OutboundMessage(text, options, link_to, template)
+        return OutboundMessage(text, options, link_to, template, purpose="event_update")
 
     def ics_url(self, appointment_id: str) -> str:
         base = self.settings.server.public_url.rstrip("/")

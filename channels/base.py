@@ -44,12 +44,23 @@ class Template:
     parameters: tuple[str, ...] = ()
 
 
+# Why a message goes out, which decides what a channel may still send once its reply window has
+# closed (Messenger's message tags): an answer to the customer, news about a booking they made, about
+# a payment, or a person from the business typing.
+PURPOSES = frozenset({"reply", "event_update", "purchase_update", "human"})
+
+
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     text: str
     options: tuple[Option, ...] = ()
     link: Link | None = None
     template: Template | None = None
+    purpose: str = "reply"
+
+    def __post_init__(self) -> None:
+        if self.purpose not in PURPOSES:
+            raise ValueError(f"unknown message purpose {self.purpose!r}")
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {}
@@ -63,6 +74,8 @@ class OutboundMessage:
                 "language": self.template.language,
                 "parameters": list(self.template.parameters),
             }
+        if self.purpose != "reply":
+            payload["purpose"] = self.purpose
         return payload
 
     @classmethod
@@ -71,7 +84,8 @@ class OutboundMessage:
         link = payload.get("link")
         tpl = payload.get("template")
         template = Template(tpl["name"], tpl.get("language", "en"), tuple(tpl.get("parameters", ()))) if tpl else None
-        return cls(text, options, Link(link["url"], link["label"]) if link else None, template)
+        link_ = Link(link["url"], link["label"]) if link else None
+        return cls(text, options, link_, template, payload.get("purpose") or "reply")
 
 
 @dataclass(frozen=True, slots=True)

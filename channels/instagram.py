@@ -6,14 +6,14 @@ bytes, no ``messaging_type``, and story mentions (an attachment) ignored rather 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from channels.base import Capabilities
+from channels.base import Capabilities, OutboundMessage
 from channels.messenger import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE, MessengerChannel, MessengerConfig
 from channels.text import utf8_len
 
@@ -34,6 +34,7 @@ class InstagramConfig(BaseModel):
 class InstagramChannel(MessengerChannel):
     name = "instagram"
     object_kind = "instagram"
+    tags: ClassVar[Mapping[str, str]] = {"human": "HUMAN_AGENT"}  # the event/purchase tags are Messenger's only
     capabilities = Capabilities(
         max_text=1000, max_buttons=MAX_QUICK_REPLIES, button_label_max=QUICK_REPLY_TITLE, max_list_rows=0, links=False
     )
@@ -63,3 +64,8 @@ class InstagramChannel(MessengerChannel):
 
     def _message_fields(self, recipient: str) -> dict[str, Any]:
         return {"recipient": {"id": recipient}}
+
+    def window_fields(self, message: OutboundMessage, last_inbound_at: datetime | None) -> dict[str, str]:
+        """Instagram takes no ``messaging_type`` inside the window, and after it only HUMAN_AGENT."""
+        fields = super().window_fields(message, last_inbound_at)
+        return fields if fields["messaging_type"] == "MESSAGE_TAG" else {}

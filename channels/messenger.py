@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -57,9 +57,21 @@ class MessengerConfig(BaseModel):
     required: ClassVar[tuple[str, ...]] = ("page_id", "page_access_token", "app_secret", "verify_token")
 
 
+# The standard messaging window, and the message tags that may be sent after it, by purpose, with
+# how long after the customer's last message each still may (reference/channels.md §2.3).
+WINDOW = timedelta(hours=24)
+MESSENGER_TAGS: Mapping[str, str] = {
+    "event_update": "CONFIRMED_EVENT_UPDATE",
+    "purchase_update": "POST_PURCHASE_UPDATE",
+    "human": "HUMAN_AGENT",
+}
+TAG_WINDOWS = {"HUMAN_AGENT": timedelta(days=7)}
+
+
 class MessengerChannel:
     name = "messenger"
     object_kind = "page"
+    tags: ClassVar[Mapping[str, str]] = MESSENGER_TAGS
     capabilities = Capabilities(
         max_text=2000, max_buttons=MAX_QUICK_REPLIES, button_label_max=QUICK_REPLY_TITLE, max_list_rows=0, links=False
     )
@@ -193,6 +205,21 @@ class MessengerChannel:
             bodies[-1]["message"]["quick_replies"] = quick
         return bodies
 
+    def window_fields(self, message: OutboundMessage, last_inbound_at: datetime | None) -> dict[str, str]:
+        """``messaging_type`` (and ``tag``) for sending ``message`` now. Inside 24 hours of the
+        customer's last message anything goes (proactive news as ``UPDATE``); after that only a
+        message tag that fits the message's purpose, or nothing (``window_closed``). Unknown
+        ``last_inbound_at``: sent as a reply, and Meta decides."""
+        since = None if last_inbound_at is None else self._clock() - last_inbound_at
+        if since is None or since < WINDOW:
+            proactive = message.purpose in ("event_update", "purchase_update")
+            return {"messaging_type": "UPDATE" if proactive else "RESPONSE"}
+        tag = self.tags.get(message.purpose)
+        limit = TAG_WINDOWS.get(tag or "")
+        if tag is None or (limit is not None and since >= limit):
+            raise DeliveryError("window_closed", permanent=True)
+        return {"messaging_type": "MESSAGE_TAG", "tag": tag}
+
     async def send(
         self,
         recipient: str,
@@ -201,7 +228,9 @@ class MessengerChannel:
         last_inbound_at: datetime | None = None,
         skip_parts: int = 0,
     ) -> str:
-        return await delivery.send_parts(self.render(recipient, message), skip_parts, self._post)
+        fields = self.window_fields(message, last_inbound_at)
+        bodies = [{**body, **fields} for body in self.render(recipient, message)]
+        return await delivery.send_parts(bodies, skip_parts, self._post)
 
     async def _post(self, body: dict[str, Any]) -> str:
         answer = await meta.graph_post(self._http, self._url, self._token, body, ERROR_CODES)

@@ -21,7 +21,7 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -331,7 +331,11 @@ class DialogueManager:
         It waits for a running turn (the conversation's lock), goes out through the conversation's
         own channel (the outbox, for provider channels), is never sent to a customer who opted out
         (None), and with a ``key`` is sent once however often it is pushed (the first one is returned).
+        A person's message (``author="human"``) goes out as one, which some channels still allow
+        after their reply window closed (Messenger's HUMAN_AGENT tag).
         """
+        if author == "human":
+            message = replace(message, purpose="human")
         async with self.db.reading() as session:
             found = await session.get(t.Conversation, conversation_id)
             if found is None or found.tenant_id != tenant_id:

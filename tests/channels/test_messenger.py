@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -177,6 +178,64 @@ async def test_send_to_messenger_and_instagram(http: httpx.AsyncClient, clock: F
     mid = await instagram(http, clock, graph.base_url).send(IGSID, OutboundMessage("é" * 700))
     assert mid.startswith("m_") and len(graph.calls("POST", f"/v21.0/{IG}/messages")) == 2
     assert graph.calls("POST", f"/v21.0/{IG}/messages")[0].headers["Authorization"] == "Bearer ig-token"
+
+
+# Outside the 24-hour window only a message tag that fits the message may go (channels.md §2.3).
+WINDOW_CASES = [
+    # purpose, hours since the customer last wrote, Messenger's fields, Instagram's fields (None: refused)
+    ("reply", 2, {"messaging_type": "RESPONSE"}, {}),
+    ("event_update", 2, {"messaging_type": "UPDATE"}, {}),
+    ("human", 2, {"messaging_type": "RESPONSE"}, {}),
+    ("reply", 30, None, None),
+    ("event_update", 30, {"messaging_type": "MESSAGE_TAG", "tag": "CONFIRMED_EVENT_UPDATE"}, None),
+    ("purchase_update", 30, {"messaging_type": "MESSAGE_TAG", "tag": "POST_PURCHASE_UPDATE"}, None),
+    (
+        "human",
+        72,
+        {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"},
+        {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"},
+    ),
+    ("human", 24 * 7 + 1, None, None),
+]
+
+
+@pytest.mark.parametrize(("purpose", "hours", "fb_fields", "ig_fields"), WINDOW_CASES)
+async def test_the_reply_window_and_message_tags(
+    http: httpx.AsyncClient,
+    clock: FrozenClock,
+    graph: FakeGraph,
+    purpose: str,
+    hours: int,
+    fb_fields: dict[str, str] | None,
+    ig_fields: dict[str, str] | None,
+) -> None:
+    graph.messenger[PAGE] = "page-token"
+    graph.instagram[IG] = "ig-token"
+    last_wrote = clock.now - timedelta(hours=hours)
+    message = OutboundMessage("Your check-up is tomorrow at 10:00.", purpose=purpose)
+    for channel, node, expected in (
+        (messenger(http, clock, graph.base_url), PAGE, fb_fields),
+        (instagram(http, clock, graph.base_url), IG, ig_fields),
+    ):
+        before = len(graph.requests)
+        if expected is None:
+            with pytest.raises(DeliveryError) as err:
+                await channel.send(PSID, message, last_inbound_at=last_wrote)
+            assert (err.value.reason, err.value.permanent) == ("window_closed", True)
+            assert len(graph.requests) == before  # refused here, without asking Meta
+            continue
+        await channel.send(PSID, message, last_inbound_at=last_wrote)  # the fake checks the tag too
+        [sent] = graph.calls("POST", f"/v21.0/{node}/messages")[-1:]
+        fields = {k: v for k, v in sent.json.items() if k in ("messaging_type", "tag")}
+        assert fields == expected
+
+
+def test_a_message_keeps_its_purpose_through_the_outbox_payload() -> None:
+    message = OutboundMessage("Hi", purpose="human")
+    assert OutboundMessage.from_payload(message.text, message.to_payload()) == message
+    assert OutboundMessage.from_payload("Hi", {}).purpose == "reply"
+    with pytest.raises(ValueError):
+        OutboundMessage("Hi", purpose="promotion")
 
 
 @pytest.mark.parametrize(

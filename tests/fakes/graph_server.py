@@ -164,6 +164,12 @@ def _send_api_problem(body: dict[str, Any], *, instagram: bool) -> str | None:
     quick = message.get("quick_replies", [])
     if len(quick) > 13 or any(not 0 < len(q.get("title", "")) <= 20 or not q.get("payload") for q in quick):
         return "(#100) Invalid quick_replies"
-    if not instagram and body.get("messaging_type") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+    kind = body.get("messaging_type")
+    if not instagram and kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
         return "(#100) messaging_type is required"
+    if instagram and kind not in (None, "RESPONSE", "MESSAGE_TAG"):
+        return "(#100) Invalid messaging_type"
+    tags = {"HUMAN_AGENT"} if instagram else {"HUMAN_AGENT", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"}
+    if (kind == "MESSAGE_TAG") != ("tag" in body) or ("tag" in body and body["tag"] not in tags):
+        return "(#100) Param tag must be one of the supported message tags"
     return None

@@ -16,7 +16,9 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from bot.app import create_app
+from bot.context import CONTEXT
 from bot.settings import Settings
+from channels.base import OutboundMessage
 from storage import tables as t
 from tests.conftest import FrozenClock, demo_business, new_token, other_business
 from tests.fakes.graph_server import FakeGraph
@@ -110,6 +112,36 @@ async def test_r03_a_messenger_batch_with_a_repeat_makes_two_rows(harness: Harne
     assert sorted(x for _, x in await _inbound_texts(harness, "messenger")) == ["another customer", "first"]
     recipients = {b["recipient"]["id"] for node, b in fakes.graph.sent if node == PAGE_ID}
     assert recipients == {"7163926358127365", "5922740917364452"}
+
+
+async def test_after_messengers_window_a_person_still_answers_and_the_bot_does_not(
+    harness: Harness, fakes: Fakes
+) -> None:
+    """Three days after the customer wrote, a staff reply goes out with the HUMAN_AGENT tag, a
+    booking update with CONFIRMED_EVENT_UPDATE, and a plain bot message is refused (dead, visible)."""
+    body = json.dumps(fixture("messenger", "batch_with_repeat")).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": meta_signature(body)}
+    assert (await harness.client.post("/webhooks/messenger", data=body, headers=headers)).status == 200
+    await harness.work()
+    async with harness.db.reading() as session:
+        conv = await session.scalar(select(t.Conversation).where(t.Conversation.sender == "7163926358127365"))
+    assert conv is not None
+    harness.clock.advance(days=3)
+    dialogue = harness.client.server.app[CONTEXT].dialogue
+    before = len(fakes.graph.sent)
+    await dialogue.push(
+        conv.tenant_id, conv.id, OutboundMessage("Sorry for the wait: we can do Friday."), author="human"
+    )
+    await dialogue.push(conv.tenant_id, conv.id, OutboundMessage("Reminder: Friday 10:00", purpose="event_update"))
+    await dialogue.push(conv.tenant_id, conv.id, OutboundMessage("Anything else?"))
+    await harness.work()
+    sent = [(b["message"]["text"], b["messaging_type"], b.get("tag")) for _, b in fakes.graph.sent[before:]]
+    assert sent == [
+        ("Sorry for the wait: we can do Friday.", "MESSAGE_TAG", "HUMAN_AGENT"),
+        ("Reminder: Friday 10:00", "MESSAGE_TAG", "CONFIRMED_EVENT_UPDATE"),
+    ]
+    dead = [r for r in await harness.outbox() if r.state == "dead"]
+    assert [(r.text, r.last_error) for r in dead] == [("Anything else?", "window_closed")]
 
 
 def _telegram_update(update_id: int, text: str) -> dict[str, Any]:
