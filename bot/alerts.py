@@ -196,22 +196,23 @@ async def collect(db: Database, settings: AlertsSettings, now: datetime) -> list
         for (tenant_id, integration), streak in streaks.items():
             samples.append(Sample(tenant_id, "sync_failure", rules.scope_of(integration=integration), streak, streak))
 
-        # Channel down: share of outbound sends on a channel that failed (dead or erroring).
+        # Channel down: share of the outbound sends on a channel (rows the relay attempted) that
+        # failed. Rows still queued behind a failing one in their conversation were not sent:
+        # counting them would halve the share of a channel that is down for everyone.
         window = now - timedelta(seconds=r["channel_down"].window_seconds)
+        sends: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        outcome = (t.OutboxItem.tenant_id, t.OutboxItem.channel, t.OutboxItem.state, t.OutboxItem.last_error)
         outbox_rows = await session.execute(
-            select(
-                t.OutboxItem.tenant_id,
-                t.OutboxItem.channel,
-                func.count(),
-                func.sum(func.cast((t.OutboxItem.state == "dead") | t.OutboxItem.last_error.is_not(None), t.Integer)),
-            )
-            .where(t.OutboxItem.created_at >= window)
-            .group_by(t.OutboxItem.tenant_id, t.OutboxItem.channel)
+            select(*outcome, func.count())
+            .where(t.OutboxItem.created_at >= window, t.OutboxItem.attempts > 0)
+            .group_by(*outcome)
         )
-        for tenant_id, channel, total, errors in outbox_rows:
-            samples.append(
-                Sample(tenant_id, "channel_down", rules.scope_of(channel=channel), (errors or 0) / total, total)
-            )
+        for tenant_id, channel, state, last_error, count in outbox_rows:
+            s = sends[(tenant_id, channel)]
+            s[0] += count
+            s[1] += count if rules.send_failed(state, last_error) else 0
+        for (tenant_id, channel), (total, failed) in sends.items():
+            samples.append(Sample(tenant_id, "channel_down", rules.scope_of(channel=channel), failed / total, total))
     return samples
 
 
