@@ -4,7 +4,8 @@ One evaluation (a scheduler job, one process at a time through a job lease): sam
 from the database (``collect``), the pure rules in :mod:`core.alerts` step every instance, the
 result is stored, then each (business, severity) group's notification is planned and delivered to
 the admins on Telegram (python-telegram-bot), WhatsApp (template) or SMS, every attempt recorded.
-A critical alert nobody acknowledged escalates to each admin's next channel.
+A critical alert nobody acknowledged escalates to each admin's next channel, and a critical
+message that fails on a channel goes on to the next one at once.
 """
 
 from __future__ import annotations
@@ -367,7 +368,7 @@ class AlertDesk:
         due = [
             a
             for a in rules.due_escalations(firing, now, timedelta(seconds=self.config.ack_timeout_seconds), levels)
-            if not rules.silenced(a, silences, now)
+            if not rules.silenced(a, silences, now) and not self._quiet(now, a.severity.value)
         ]
         for alert in due:
             slug, name = self.names.get(alert.tenant_id, ("", alert.tenant_id))
@@ -413,46 +414,63 @@ class AlertDesk:
         level: int,
         now: datetime,
     ) -> bool:
-        """Send to every admin of the business on their channel at ``level``; True if anyone got it."""
+        """Send to every admin of the business on their channel at ``level``; True if anyone got it.
+
+        A critical message that fails on a channel (or whose channel is not configured) goes on to
+        the admin's next channel at once: nobody should wait for the acknowledgement timeout to
+        learn that Telegram is unreachable. A warning stays on its channel and is tried again on
+        the next evaluation."""
         delivered = False
         headline = text.splitlines()[0] if text else ""
         for admin in self.config.admins:
             if admin.businesses and slug not in admin.businesses:
                 continue
-            if level >= len(admin.channels):
-                continue
-            channel = admin.channels[level]
-            sender = self.senders.get(channel)
-            status, error, provider_id = "sent", None, None
-            if sender is None:
-                status, error = "skipped", "channel_not_configured"
-            else:
-                try:
-                    provider_id = await sender.send(admin, text, headline=headline)
-                except Exception as exc:  # recorded: "alerts not delivered" is itself visible
-                    status, error = "failed", _reason(exc)
-                    log.warning("alert delivery via %s failed: %s", channel, error)
-            delivered = delivered or status == "sent"
-            await store.record_delivery(
-                self.db,
-                tenant_id=tenant_id,
-                severity=severity,
-                kind=kind,
-                instance_ids=ids,
-                admin=admin.name,
-                channel=channel,
-                status=status,
-                now=now,
-                text=text,
-                error=error,
-                provider_message_id=provider_id,
-            )
+            last = len(admin.channels) if severity == Severity.CRITICAL.value else level + 1
+            for channel in admin.channels[level:last]:
+                sent = await self._attempt(admin, channel, text, headline)
+                await store.record_delivery(
+                    self.db,
+                    tenant_id=tenant_id,
+                    severity=severity,
+                    kind=kind,
+                    instance_ids=ids,
+                    admin=admin.name,
+                    channel=channel,
+                    status=sent.status,
+                    now=now,
+                    text=text,
+                    error=sent.error,
+                    provider_message_id=sent.provider_id,
+                )
+                if sent.status == "sent":
+                    delivered = True
+                    break
         return delivered
+
+    async def _attempt(self, admin: AlertAdmin, channel: str, text: str, headline: str) -> Attempt:
+        sender = self.senders.get(channel)
+        if sender is None:
+            return Attempt("skipped", "channel_not_configured")
+        try:
+            return Attempt("sent", provider_id=await sender.send(admin, text, headline=headline))
+        except Exception as exc:  # recorded: "alerts not delivered" is itself visible
+            error = _reason(exc)
+            log.warning("alert delivery via %s failed: %s", channel, error)
+            return Attempt("failed", error)
 
     async def _load_names(self) -> None:
         async with self.db.reading() as session:
             rows = (await session.execute(select(t.Business.id, t.Business.slug, t.Business.name))).all()
         self.names = {i: (slug, name) for i, slug, name in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try to reach one admin on one channel, as ``alert_deliveries`` records it."""
+
+    status: str  # sent | failed | skipped
+    error: str | None = None
+    provider_id: str | None = None
 
 
 def _hm(value: str) -> time:

@@ -6,11 +6,13 @@ scheduler would run it every ``alerts.evaluation_seconds``."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
@@ -26,6 +28,7 @@ from storage.engine import Database
 from tests.conftest import T0, FrozenClock, demo_business, tenant_of
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 from tests.fakes.twilio_server import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.ops.conftest import rate
 
 PUBLIC = "https://desk.example.com"
 SHOP_NUMBER = "+15550100200"  # the business's Twilio number: customers write to it
@@ -233,3 +236,128 @@ async def test_queued_sends_behind_a_failing_one_and_refused_recipients_do_not_h
     assert dead and set(dead) == {"opted_out"}
     await live.evaluate_at(minutes=1)
     assert ("channel_down", "channel=sms") not in await live.alerts()  # the pending alert vanished
+
+
+# ----------------------------------------------------------------------------- quiet hours
+
+
+QUIET_IN_KOLKATA = {"start": "13:00", "end": "14:30", "timezone": "Asia/Kolkata"}  # T0 is 13:30 there
+
+
+async def test_quiet_hours_hold_a_warning_until_they_end_and_let_a_critical_through(start: Start) -> None:
+    live = await start(["telegram"], quiet_hours=QUIET_IN_KOLKATA)
+    await rate(live.db, live.settings, live.clock, 1)  # low satisfaction: a warning
+    await failing_calendar(live)  # sync failure: critical
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    (critical,) = live.telegram_texts()
+    assert critical.startswith("[CRITICAL]") and "Sync failure (integration=calendar)" in critical
+    await live.evaluate_at(minutes=59)  # 14:29 in Kolkata: the warning is still held
+    assert len(live.telegram_texts()) == 1
+    assert [d.severity for d in await live.deliveries()] == ["critical"]  # held, not tried and failed
+    await live.evaluate_at(minutes=60)  # 14:30: the quiet hours are over
+    warning = live.telegram_texts()[-1]
+    assert warning.startswith("[WARNING] 1 alert(s) firing for Acme Clinic") and "Low satisfaction" in warning
+    await live.evaluate_at(minutes=60, seconds=20)  # (the critical one repeats hourly, from 60:30)
+    assert len(live.telegram_texts()) == 2
+
+
+async def test_without_the_bypass_quiet_hours_hold_critical_messages_and_escalations_too(start: Start) -> None:
+    quiet = {"start": "08:10", "end": "09:00", "timezone": "UTC", "bypass": []}
+    live = await start(["telegram", "sms"], quiet_hours=quiet)
+    await failing_calendar(live)
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)  # 08:00:30, before the quiet hours
+    assert len(live.telegram_texts()) == 1
+    await live.evaluate_at(minutes=16)  # unacknowledged for 15 min, but it is quiet: no SMS yet
+    await live.evaluate_at(minutes=59)
+    assert live.sms_bodies() == []
+    await live.evaluate_at(minutes=60)
+    (escalated,) = live.sms_bodies()
+    assert escalated.startswith("[CRITICAL, not acknowledged] Acme Clinic")
+
+
+# ----------------------------------------------------------------------------- SMS and escalation
+
+
+async def test_an_alert_reaches_an_admin_by_sms_through_twilio(start: Start, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    live = await start(["sms"])
+    await rate(live.db, live.settings, live.clock, 1)
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    (form,) = live.admin_sms.messages  # accepted with the account's basic auth
+    assert (form["To"], form["From"]) == (ADMIN_PHONE, ALERTS_NUMBER)
+    assert form["Body"].startswith("[WARNING] 1 alert(s) firing for Acme Clinic")
+    assert "Low satisfaction (agent=acme-bot): 1.00/5 < 3.00/5" in form["Body"]
+    assert form["Body"].endswith(f"{PUBLIC}/dashboard/alerts")
+    (delivery,) = await live.deliveries()
+    assert (delivery.kind, delivery.channel, delivery.status, delivery.error) == ("firing", "sms", "sent", None)
+    assert delivery.provider_message_id and delivery.provider_message_id.startswith("SM")
+    assert ADMIN_PHONE not in caplog.text and ADMIN_PHONE.lstrip("+") not in caplog.text
+
+
+async def test_an_sms_twilio_refuses_is_recorded_without_the_number_and_tried_again(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    live = await start(["sms"])
+    live.admin_sms.opted_out.add(ADMIN_PHONE)  # the admin once replied STOP to the alerts number
+    await rate(live.db, live.settings, live.clock, 1)
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    await live.evaluate_at(seconds=90)
+    attempts = await live.deliveries()
+    assert [(d.channel, d.status, d.error) for d in attempts] == [("sms", "failed", "DeliveryError: opted_out")] * 2
+    assert live.admin_sms.messages == []
+    assert ADMIN_PHONE not in caplog.text and ADMIN_PHONE.lstrip("+") not in caplog.text
+    live.admin_sms.opted_out.clear()
+    await live.evaluate_at(seconds=150)
+    assert len(live.sms_bodies()) == 1
+
+
+async def test_an_unacknowledged_critical_alert_escalates_from_telegram_to_sms(start: Start) -> None:
+    live = await start(["telegram", "sms"])
+    await failing_calendar(live, "calendar")
+    await failing_calendar(live, "payments")
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    (both,) = live.telegram_texts()
+    assert both.startswith("[CRITICAL] 2 alert(s) firing") and live.sms_bodies() == []
+    alerts = await live.alerts()
+    payments = alerts[("sync_failure", "integration=payments")]
+    await store.acknowledge(live.db, await tenant_of(live.db, "acme"), payments.id, "ops@example.com", live.clock())
+    await live.evaluate_at(minutes=15, seconds=29)
+    assert live.sms_bodies() == []
+    await live.evaluate_at(minutes=15, seconds=30)  # 15 min after the message, nobody acknowledged calendar
+    (escalated,) = live.sms_bodies()
+    assert escalated.startswith("[CRITICAL, not acknowledged] Acme Clinic")
+    assert "integration=calendar" in escalated and "integration=payments" not in escalated
+    await live.evaluate_at(minutes=45)
+    assert len(live.sms_bodies()) == 1  # the ladder has no third step
+    kinds = [(d.kind, d.channel, d.status) for d in await live.deliveries()]
+    assert kinds == [("firing", "telegram", "sent"), ("escalation", "sms", "sent")]
+    calendar = (await live.alerts())[("sync_failure", "integration=calendar")]
+    assert calendar.acknowledged_at is None
+
+
+async def test_a_critical_alert_goes_on_to_sms_at_once_when_telegram_fails_and_a_warning_waits(
+    start: Start,
+) -> None:
+    live = await start(["telegram", "sms"])
+    live.telegram.blocked.add(CHAT)
+    await failing_calendar(live)
+    await rate(live.db, live.settings, live.clock, 1)
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    (critical,) = live.sms_bodies()
+    assert critical.startswith("[CRITICAL] 1 alert(s) firing for Acme Clinic")
+    attempts = sorted((d.severity, d.channel, d.status) for d in await live.deliveries())
+    assert attempts == [
+        ("critical", "sms", "sent"),
+        ("critical", "telegram", "failed"),
+        ("warning", "telegram", "failed"),  # a warning is not worth an SMS: tried again next round
+    ]
+    await live.evaluate_at(seconds=90)
+    assert len(live.sms_bodies()) == 1  # the critical group was told; only the warning is retried
+    assert [(d.severity, d.channel) for d in (await live.deliveries())[3:]] == [("warning", "telegram")]
