@@ -3,6 +3,7 @@ for a staff member, only the conversations of customers who have an appointment 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +86,18 @@ async def get(session: AsyncSession, tenant_id: str, conversation_id: str, *, st
         if not mine:
             raise NotFound("no such conversation")
     return listed
+
+
+async def customer_names(
+    session: AsyncSession, tenant_id: str, conversation_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """The customer's name for each of these conversations of this business (None: not known yet)."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(t.Conversation.id, t.Customer.name)
+        .outerjoin(t.Customer, t.Customer.id == t.Conversation.customer_id)
+        .where(t.Conversation.tenant_id == tenant_id, t.Conversation.id.in_(ids))
+    )
+    return {conversation_id: name for conversation_id, name in rows.all()}

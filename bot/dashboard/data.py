@@ -1,7 +1,8 @@
-"""JSON for the dashboard's pages: conversations, the hand-off inbox and bookings.
+"""JSON for the dashboard's pages: conversations, the hand-off inbox, bookings and failed deliveries.
 
 The same storage calls as the REST API (``storage.conversations``, ``storage.bookings``, the
-dialogue manager's ``push``/``release``), narrowed by :mod:`bot.dashboard.scope`.
+dialogue manager's ``push``/``release``, the outbox's ``dead``/``replay`` through
+:mod:`bot.conversations`), narrowed by :mod:`bot.dashboard.scope`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api import booking_json, slot_json
 from bot.context import context
-from bot.conversations import conversation_json
+from bot.conversations import conversation_json, replay_undelivered, undelivered_list
 from bot.dashboard.scope import Scope, resolve
 from bot.http import json_response, read_model
 from channels.base import OutboundMessage
@@ -212,3 +213,20 @@ async def reschedule(request: web.Request) -> web.Response:
         enforce_policy=not (body.override_policy and scope.staff_id is None),
     )
     return json_response(booking_json(moved, zone(scope.business.timezone)))
+
+
+# ----- failed deliveries (owners and admins) ---------------------------------------------------
+@routes.get("/dashboard/data/outbox")
+async def undelivered(request: web.Request) -> web.Response:
+    """Dead outbox rows of the business: channel, masked recipient, error, attempts, time."""
+    scope = await resolve(request)
+    scope.managers_only()
+    return json_response({"messages": await undelivered_list(context(request), scope.tenant_id)})
+
+
+@routes.post("/dashboard/data/outbox/{id}/replay")
+async def replay(request: web.Request) -> web.Response:
+    """Send a dead message again (the relay retries it from its first attempt)."""
+    scope = await resolve(request)
+    scope.managers_only()
+    return json_response(await replay_undelivered(context(request), scope.tenant_id, request.match_info["id"]))

@@ -124,6 +124,13 @@ async def booking_list(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/dashboard/outbox")
+async def failed_deliveries(request: web.Request) -> web.Response:
+    scope = await resolve(request)
+    scope.managers_only()
+    return await _page(request, scope, "outbox", "Failed deliveries")
+
+
 @routes.get("/dashboard/alerts")
 async def alert_list(request: web.Request) -> web.Response:
     scope = await resolve(request)

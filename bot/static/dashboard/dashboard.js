@@ -414,6 +414,33 @@
     }).catch(failed);
   };
 
+  // Messages the outbox gave up on; recipients come masked from the server, texts are data.
+  pages.outbox = function () {
+    var results = el("div", { id: "outbox" });
+    content.appendChild(el("p", { className: "muted", text: "Messages that could not be delivered. Replay sends one again once the problem is fixed (the customer unblocked the bot, the channel is back)." }));
+    content.appendChild(results);
+    function replayButton(m) {
+      var button = el("button", { type: "button", className: "replay", text: "Replay", "aria-label": "Replay message " + m.id, on: { click: function () {
+        button.disabled = true;
+        call("POST", "/dashboard/data/outbox/" + encodeURIComponent(m.id) + "/replay").then(function () {
+          load("Queued again: it will be sent shortly.");
+        }).catch(function (error) { button.disabled = false; failed(error); });
+      } } });
+      return button;
+    }
+    function load(done) {
+      call("GET", "/dashboard/data/outbox").then(function (data) {
+        clear(results);
+        results.appendChild(data.messages.length ? table(["When", "Channel", "Recipient", "Customer", "Message", "Error", "Attempts", ""], data.messages.map(function (m) {
+          return [when(m.createdAt), m.channel, m.recipient, link("/dashboard/conversations/" + encodeURIComponent(m.conversationId), m.customer || "(unknown)"),
+            el("span", { className: "outbox-text", text: m.text }), m.error, m.attempts, replayButton(m)];
+        }), "Failed deliveries") : el("p", { id: "outbox-empty", text: "Every message was delivered." }));
+        setStatus(done || (data.messages.length + " failed deliver" + (data.messages.length === 1 ? "y" : "ies")));
+      }).catch(failed);
+    }
+    load();
+  };
+
   pages.alerts = function () {
     var list = el("div", { id: "alerts" });
     var muted = el("div", { id: "silences" });
