@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, select
@@ -40,9 +41,12 @@ async def search(
     agent: str | None = None,
     staff_id: str | None = None,
     text: str | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
     limit: int = 200,
 ) -> list[Listed]:
-    """Newest activity first. ``text`` matches the customer's name or any message's text."""
+    """Newest activity first. ``text`` matches the customer's name or any message's text;
+    ``started_from`` / ``started_before`` bound when the conversation started ([from, before))."""
     q = (
         select(t.Conversation, t.Agent.slug, t.Customer.name)
         .join(t.Agent, t.Agent.id == t.Conversation.agent_id)
@@ -57,6 +61,10 @@ async def search(
         q = q.where(t.Conversation.channel == channel)
     if agent:
         q = q.where(t.Agent.slug == agent)
+    if started_from is not None:
+        q = q.where(t.Conversation.started_at >= started_from)
+    if started_before is not None:
+        q = q.where(t.Conversation.started_at < started_before)
     if staff_id:
         q = q.where(t.Conversation.customer_id.in_(_staff_customers(tenant_id, staff_id)))
     if text:

@@ -7,7 +7,7 @@ dialogue manager's ``push``/``release``, the outbox's ``dead``/``replay`` throug
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +20,7 @@ from bot.http import json_response, read_model
 from channels.base import OutboundMessage
 from core.booking import Appointment, Status
 from core.errors import Conflict, InvalidInput, NotFound
-from core.timezones import day_bounds, parse_day, parse_instant, zone
+from core.timezones import day_bounds, open_day_bounds, parse_day, parse_instant, zone
 from storage import bookings, conversations
 
 routes = web.RouteTableDef()
@@ -58,6 +58,11 @@ async def list_conversations(request: web.Request) -> web.Response:
     if channel not in (None, *CHANNELS):
         raise InvalidInput(f"channel: one of {', '.join(CHANNELS)}")
     text = (request.query.get("q") or "").strip()[:200] or None
+    first, last = _day(request, "date_from"), _day(request, "date_to")
+    if first is not None and last is not None and last < first:
+        raise InvalidInput("date_to: on or after date_from")
+    tz = zone(scope.business.timezone)
+    started_from, started_before = open_day_bounds(first, last, tz)
     async with context(request).db.reading() as session:
         found = await conversations.search(
             session,
@@ -67,8 +72,21 @@ async def list_conversations(request: web.Request) -> web.Response:
             agent=request.query.get("agent") or None,
             staff_id=scope.staff_id,
             text=text,
+            started_from=started_from,
+            started_before=started_before,
         )
-    return json_response({"conversations": [conversation_json(f.conversation, f.agent, f.customer) for f in found]})
+    return json_response(
+        {
+            "timezone": tz.key,
+            "conversations": [conversation_json(f.conversation, f.agent, f.customer) for f in found],
+        }
+    )
+
+
+def _day(request: web.Request, name: str) -> date | None:
+    """An optional ``YYYY-MM-DD`` query parameter (a day in the business's time zone)."""
+    raw = request.query.get(name)
+    return parse_day(raw, field=name) if raw else None
 
 
 async def _visible(request: web.Request, scope: Scope) -> conversations.Listed:
@@ -133,13 +151,8 @@ async def list_bookings(request: web.Request) -> web.Response:
     scope = await resolve(request)
     ctx = context(request)
     tz = zone(scope.business.timezone)
-    today = ctx.clock().astimezone(tz).date()
-    first = parse_day(request.query["date_from"], field="date_from") if request.query.get("date_from") else today
-    last = (
-        parse_day(request.query["date_to"], field="date_to")
-        if request.query.get("date_to")
-        else first + timedelta(days=6)
-    )
+    first = _day(request, "date_from") or ctx.clock().astimezone(tz).date()
+    last = _day(request, "date_to") or first + timedelta(days=6)
     if last < first or (last - first) > timedelta(days=92):
         raise InvalidInput("date range must be 0-92 days long")
     status_text = request.query.get("status") or None
