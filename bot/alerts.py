@@ -344,7 +344,7 @@ class AlertDesk:
                 timedelta(seconds=self.config.group_interval_seconds),
                 timedelta(seconds=repeat),
             )
-            quiet = self._quiet(now, severity)
+            quiet = self._quiet_for_all(tenant_id, now, severity)
             note = rules.plan(state, members, muted, now, timers, quiet=quiet)
             if note is None:
                 continue
@@ -368,7 +368,7 @@ class AlertDesk:
         due = [
             a
             for a in rules.due_escalations(firing, now, timedelta(seconds=self.config.ack_timeout_seconds), levels)
-            if not rules.silenced(a, silences, now) and not self._quiet(now, a.severity.value)
+            if not rules.silenced(a, silences, now) and not self._quiet_for_all(a.tenant_id, now, a.severity.value)
         ]
         for alert in due:
             slug, name = self.names.get(alert.tenant_id, ("", alert.tenant_id))
@@ -387,12 +387,24 @@ class AlertDesk:
         return due
 
     # ----- helpers ---------------------------------------------------------------------------
-    def _quiet(self, now: datetime, severity: str) -> bool:
-        q = self.config.quiet_hours
+    def _quiet(self, admin: AlertAdmin | None, now: datetime, severity: str) -> bool:
+        """Is it quiet for this admin (their own ``quiet_hours``, else the global ones)?"""
+        q = admin.quiet_hours if admin is not None and admin.quiet_hours is not None else self.config.quiet_hours
         if q is None:
             return False
         hours = QuietHours(_hm(q.start), _hm(q.end), q.timezone, frozenset(q.bypass))
         return hours.active(now, severity)
+
+    def _quiet_for_all(self, tenant_id: str, now: datetime, severity: str) -> bool:
+        """A message is held only while it is quiet for every admin of the business; otherwise it
+        goes to those who are awake and skips the others."""
+        admins = self._admins_of(self.names.get(tenant_id, ("", ""))[0])
+        if not admins:
+            return self._quiet(None, now, severity)
+        return all(self._quiet(admin, now, severity) for admin in admins)
+
+    def _admins_of(self, slug: str) -> list[AlertAdmin]:
+        return [a for a in self.config.admins if not a.businesses or slug in a.businesses]
 
     def _link(self) -> str:
         return f"{self.settings.server.public_url.rstrip('/')}/dashboard/alerts"
@@ -419,30 +431,38 @@ class AlertDesk:
         A critical message that fails on a channel (or whose channel is not configured) goes on to
         the admin's next channel at once: nobody should wait for the acknowledgement timeout to
         learn that Telegram is unreachable. A warning stays on its channel and is tried again on
-        the next evaluation."""
+        the next evaluation. An admin in their quiet hours is skipped (the message was only
+        planned because someone else is awake)."""
         delivered = False
         headline = text.splitlines()[0] if text else ""
-        for admin in self.config.admins:
-            if admin.businesses and slug not in admin.businesses:
+
+        async def record(admin: AlertAdmin, channel: str, attempt: Attempt) -> None:
+            await store.record_delivery(
+                self.db,
+                tenant_id=tenant_id,
+                severity=severity,
+                kind=kind,
+                instance_ids=ids,
+                admin=admin.name,
+                channel=channel,
+                status=attempt.status,
+                now=now,
+                text=text,
+                error=attempt.error,
+                provider_message_id=attempt.provider_id,
+            )
+
+        for admin in self._admins_of(slug):
+            if level >= len(admin.channels):
+                continue
+            if self._quiet(admin, now, severity):  # others are awake: this admin is not woken
+                await record(admin, admin.channels[level], Attempt("skipped", "quiet_hours"))
                 continue
             last = len(admin.channels) if severity == Severity.CRITICAL.value else level + 1
             for channel in admin.channels[level:last]:
-                sent = await self._attempt(admin, channel, text, headline)
-                await store.record_delivery(
-                    self.db,
-                    tenant_id=tenant_id,
-                    severity=severity,
-                    kind=kind,
-                    instance_ids=ids,
-                    admin=admin.name,
-                    channel=channel,
-                    status=sent.status,
-                    now=now,
-                    text=text,
-                    error=sent.error,
-                    provider_message_id=sent.provider_id,
-                )
-                if sent.status == "sent":
+                attempt = await self._attempt(admin, channel, text, headline)
+                await record(admin, channel, attempt)
+                if attempt.status == "sent":
                     delivered = True
                     break
         return delivered

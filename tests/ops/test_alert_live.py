@@ -277,6 +277,31 @@ async def test_without_the_bypass_quiet_hours_hold_critical_messages_and_escalat
     assert escalated.startswith("[CRITICAL, not acknowledged] Acme Clinic")
 
 
+async def test_quiet_hours_per_admin_override_the_global_ones(start: Start) -> None:
+    """Night's own quiet hours (13:00-14:30 in Kolkata, i.e. 07:30-09:00 UTC) replace the global
+    ones (08:00-08:20 UTC) that Day follows: held while both are quiet, then Day is told and Night,
+    still quiet, is skipped."""
+    night = {"name": "Night", "telegram_chat_id": "1111", "channels": ["telegram"], "quiet_hours": QUIET_IN_KOLKATA}
+    day = {"name": "Day", "telegram_chat_id": "2222", "channels": ["telegram"]}
+    quiet = {"start": "08:00", "end": "08:20", "timezone": "UTC"}
+    live = await start(["telegram"], admins=[night, day], quiet_hours=quiet)
+    await rate(live.db, live.settings, live.clock, 1)
+    await live.evaluate_at(minutes=0)
+    await live.evaluate_at(seconds=30)
+    await live.evaluate_at(minutes=19)
+    assert live.telegram.messages == [] and await live.deliveries() == []  # quiet for everyone: held
+    await live.evaluate_at(minutes=20)
+    (told,) = live.telegram.sent_to("2222")
+    assert str(told["text"]).startswith("[WARNING] 1 alert(s) firing for Acme Clinic")
+    assert live.telegram.sent_to("1111") == []
+    assert sorted((d.admin, d.status, d.error) for d in await live.deliveries()) == [
+        ("Day", "sent", None),
+        ("Night", "skipped", "quiet_hours"),
+    ]
+    await live.evaluate_at(minutes=61)  # the group was told: Night is not woken later either
+    assert live.telegram.sent_to("1111") == []
+
+
 # ----------------------------------------------------------------------------- SMS and escalation
 
 
