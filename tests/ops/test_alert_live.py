@@ -325,7 +325,8 @@ async def test_an_alert_reaches_an_admin_by_sms_through_twilio(start: Start, cap
 async def test_an_sms_twilio_refuses_is_recorded_without_the_number_and_tried_again(
     start: Start, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    for ours in ("bot", "channels", "storage"):  # (the database driver's own DEBUG chatter is not ours)
+        caplog.set_level(logging.DEBUG, logger=ours)
     live = await start(["sms"])
     live.admin_sms.opted_out.add(ADMIN_PHONE)  # the admin once replied STOP to the alerts number
     await rate(live.db, live.settings, live.clock, 1)
@@ -335,6 +336,7 @@ async def test_an_sms_twilio_refuses_is_recorded_without_the_number_and_tried_ag
     attempts = await live.deliveries()
     assert [(d.channel, d.status, d.error) for d in attempts] == [("sms", "failed", "DeliveryError: opted_out")] * 2
     assert live.admin_sms.messages == []
+    assert "alert delivery via sms failed: DeliveryError: opted_out" in caplog.text
     assert ADMIN_PHONE not in caplog.text and ADMIN_PHONE.lstrip("+") not in caplog.text
     live.admin_sms.opted_out.clear()
     await live.evaluate_at(seconds=150)
