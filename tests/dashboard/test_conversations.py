@@ -29,7 +29,7 @@ async def started_at(
     dash: Dashboard, clock: FrozenClock, instant: datetime, sender: str, *, human: bool = False
 ) -> str:
     clock.now = instant
-    manager = dash.client.server.app[CONTEXT].dialogue
+    manager = dash.client.app[CONTEXT].dialogue
     if human:
         return await escalate(manager, "acme-bot", sender)
     return (await manager.handle(Incoming("acme-bot", "web", sender, text="hello"))).conversation_id

@@ -42,7 +42,7 @@ async def undeliverable_answer(dash: Dashboard, twilio: FakeTwilio, clock: Froze
     raw, headers = twilio.inbound(f"{PUBLIC}/webhooks/sms", params)
     resp = await dash.client.post("/webhooks/sms", data=raw, headers=headers)
     assert resp.status == 200
-    pipeline = dash.client.server.app[PIPELINE]
+    pipeline = dash.client.app[PIPELINE]
     await pipeline.worker.run_once()
     twilio.twilio_error(21408, "Permission to send an SMS has not been enabled for the region")
     await pipeline.relay.run_once()
@@ -99,7 +99,7 @@ async def test_owner_sees_a_failed_delivery_masked_and_replays_it(
     status, replayed = await dash.post(path)
     assert (status, replayed) == (200, {"id": row.id, "state": "pending"})
     assert await state_of(dash, row.id) == "pending"
-    await dash.client.server.app[PIPELINE].relay.run_once()  # Twilio takes it this time
+    await dash.client.app[PIPELINE].relay.run_once()  # Twilio takes it this time
     assert await state_of(dash, row.id) == "sent"
     assert [m["To"] for m in twilio.messages] == [CUSTOMER]
     _, after = await dash.get("/dashboard/data/outbox")

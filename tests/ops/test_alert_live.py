@@ -48,15 +48,15 @@ class Live:
 
     @property
     def db(self) -> Database:
-        return self.client.server.app[CONTEXT].db
+        return self.client.app[CONTEXT].db
 
     @property
     def jobs(self) -> Jobs:
-        return self.client.server.app[JOBS]
+        return self.client.app[JOBS]
 
     @property
     def pipeline(self) -> Pipeline:
-        return self.client.server.app[PIPELINE]
+        return self.client.app[PIPELINE]
 
     async def sms(self, sender: str, text: str) -> None:
         """A customer's SMS, as Twilio posts it (signed for the public URL)."""
@@ -67,7 +67,7 @@ class Live:
         assert resp.status == 200
 
     async def web(self, sender: str, text: str) -> None:
-        await self.client.server.app[CONTEXT].dialogue.handle(Incoming("acme-bot", "web", sender, text=text))
+        await self.client.app[CONTEXT].dialogue.handle(Incoming("acme-bot", "web", sender, text=text))
 
     async def evaluate_at(self, **since_t0: float) -> None:
         """The scheduler's alert job, run at T0 + ``since_t0``."""
@@ -105,18 +105,22 @@ async def start(aiohttp_client: Any, sqlite_url: str, clock: FrozenClock) -> Asy
         business["agents"] = [
             {"slug": "acme-bot", "name": "Ada", "channels": {"sms": {**sms, "from_number": SHOP_NUMBER}}}
         ]
-        settings = Settings(
-            database={"url": sqlite_url},
-            server={"public_url": PUBLIC},
-            businesses=[business],
-            testing={"workers": False},
-            scheduler={"enabled": False},
-            alerts={
-                "telegram": {"bot_token": TOKEN, "api_base_url": telegram.base_url},
-                "sms": {**sms, "api_base_url": admin_sms.base_url, "from_number": ALERTS_NUMBER},
-                "admins": [{"name": "Ops", "telegram_chat_id": CHAT, "phone": ADMIN_PHONE, "channels": admin_channels}],
-                **alerts,
-            },
+        settings = Settings.model_validate(
+            {
+                "database": {"url": sqlite_url},
+                "server": {"public_url": PUBLIC},
+                "businesses": [business],
+                "testing": {"workers": False},
+                "scheduler": {"enabled": False},
+                "alerts": {
+                    "telegram": {"bot_token": TOKEN, "api_base_url": telegram.base_url},
+                    "sms": {**sms, "api_base_url": admin_sms.base_url, "from_number": ALERTS_NUMBER},
+                    "admins": [
+                        {"name": "Ops", "telegram_chat_id": CHAT, "phone": ADMIN_PHONE, "channels": admin_channels}
+                    ],
+                    **alerts,
+                },
+            }
         )
         client = await aiohttp_client(create_app(settings, clock=clock))
         return Live(client, clock, customers, admin_sms, telegram, settings)
