@@ -4,7 +4,8 @@ One evaluation (a scheduler job, one process at a time through a job lease): sam
 from the database (``collect``), the pure rules in :mod:`core.alerts` step every instance, the
 result is stored, then each (business, severity) group's notification is planned and delivered to
 the admins on Telegram (python-telegram-bot), WhatsApp (template) or SMS, every attempt recorded.
-A critical alert nobody acknowledged escalates to each admin's next channel.
+A critical alert nobody acknowledged escalates to each admin's next channel, and a critical
+message that fails on a channel goes on to the next one at once.
 """
 
 from __future__ import annotations
@@ -196,22 +197,23 @@ async def collect(db: Database, settings: AlertsSettings, now: datetime) -> list
         for (tenant_id, integration), streak in streaks.items():
             samples.append(Sample(tenant_id, "sync_failure", rules.scope_of(integration=integration), streak, streak))
 
-        # Channel down: share of outbound sends on a channel that failed (dead or erroring).
+        # Channel down: share of the outbound sends on a channel (rows the relay attempted) that
+        # failed. Rows still queued behind a failing one in their conversation were not sent:
+        # counting them would halve the share of a channel that is down for everyone.
         window = now - timedelta(seconds=r["channel_down"].window_seconds)
+        sends: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        outcome = (t.OutboxItem.tenant_id, t.OutboxItem.channel, t.OutboxItem.state, t.OutboxItem.last_error)
         outbox_rows = await session.execute(
-            select(
-                t.OutboxItem.tenant_id,
-                t.OutboxItem.channel,
-                func.count(),
-                func.sum(func.cast((t.OutboxItem.state == "dead") | t.OutboxItem.last_error.is_not(None), t.Integer)),
-            )
-            .where(t.OutboxItem.created_at >= window)
-            .group_by(t.OutboxItem.tenant_id, t.OutboxItem.channel)
+            select(*outcome, func.count())
+            .where(t.OutboxItem.created_at >= window, t.OutboxItem.attempts > 0)
+            .group_by(*outcome)
         )
-        for tenant_id, channel, total, errors in outbox_rows:
-            samples.append(
-                Sample(tenant_id, "channel_down", rules.scope_of(channel=channel), (errors or 0) / total, total)
-            )
+        for tenant_id, channel, state, last_error, count in outbox_rows:
+            s = sends[(tenant_id, channel)]
+            s[0] += count
+            s[1] += count if rules.send_failed(state, last_error) else 0
+        for (tenant_id, channel), (total, failed) in sends.items():
+            samples.append(Sample(tenant_id, "channel_down", rules.scope_of(channel=channel), failed / total, total))
     return samples
 
 
@@ -342,7 +344,7 @@ class AlertDesk:
                 timedelta(seconds=self.config.group_interval_seconds),
                 timedelta(seconds=repeat),
             )
-            quiet = self._quiet(now, severity)
+            quiet = self._quiet_for_all(tenant_id, now, severity)
             note = rules.plan(state, members, muted, now, timers, quiet=quiet)
             if note is None:
                 continue
@@ -366,7 +368,7 @@ class AlertDesk:
         due = [
             a
             for a in rules.due_escalations(firing, now, timedelta(seconds=self.config.ack_timeout_seconds), levels)
-            if not rules.silenced(a, silences, now)
+            if not rules.silenced(a, silences, now) and not self._quiet_for_all(a.tenant_id, now, a.severity.value)
         ]
         for alert in due:
             slug, name = self.names.get(alert.tenant_id, ("", alert.tenant_id))
@@ -385,12 +387,24 @@ class AlertDesk:
         return due
 
     # ----- helpers ---------------------------------------------------------------------------
-    def _quiet(self, now: datetime, severity: str) -> bool:
-        q = self.config.quiet_hours
+    def _quiet(self, admin: AlertAdmin | None, now: datetime, severity: str) -> bool:
+        """Is it quiet for this admin (their own ``quiet_hours``, else the global ones)?"""
+        q = admin.quiet_hours if admin is not None and admin.quiet_hours is not None else self.config.quiet_hours
         if q is None:
             return False
         hours = QuietHours(_hm(q.start), _hm(q.end), q.timezone, frozenset(q.bypass))
         return hours.active(now, severity)
+
+    def _quiet_for_all(self, tenant_id: str, now: datetime, severity: str) -> bool:
+        """A message is held only while it is quiet for every admin of the business; otherwise it
+        goes to those who are awake and skips the others."""
+        admins = self._admins_of(self.names.get(tenant_id, ("", ""))[0])
+        if not admins:
+            return self._quiet(None, now, severity)
+        return all(self._quiet(admin, now, severity) for admin in admins)
+
+    def _admins_of(self, slug: str) -> list[AlertAdmin]:
+        return [a for a in self.config.admins if not a.businesses or slug in a.businesses]
 
     def _link(self) -> str:
         return f"{self.settings.server.public_url.rstrip('/')}/dashboard/alerts"
@@ -412,26 +426,17 @@ class AlertDesk:
         level: int,
         now: datetime,
     ) -> bool:
-        """Send to every admin of the business on their channel at ``level``; True if anyone got it."""
+        """Send to every admin of the business on their channel at ``level``; True if anyone got it.
+
+        A critical message that fails on a channel (or whose channel is not configured) goes on to
+        the admin's next channel at once: nobody should wait for the acknowledgement timeout to
+        learn that Telegram is unreachable. A warning stays on its channel and is tried again on
+        the next evaluation. An admin in their quiet hours is skipped (the message was only
+        planned because someone else is awake)."""
         delivered = False
         headline = text.splitlines()[0] if text else ""
-        for admin in self.config.admins:
-            if admin.businesses and slug not in admin.businesses:
-                continue
-            if level >= len(admin.channels):
-                continue
-            channel = admin.channels[level]
-            sender = self.senders.get(channel)
-            status, error, provider_id = "sent", None, None
-            if sender is None:
-                status, error = "skipped", "channel_not_configured"
-            else:
-                try:
-                    provider_id = await sender.send(admin, text, headline=headline)
-                except Exception as exc:  # recorded: "alerts not delivered" is itself visible
-                    status, error = "failed", _reason(exc)
-                    log.warning("alert delivery via %s failed: %s", channel, error)
-            delivered = delivered or status == "sent"
+
+        async def record(admin: AlertAdmin, channel: str, attempt: Attempt) -> None:
             await store.record_delivery(
                 self.db,
                 tenant_id=tenant_id,
@@ -440,18 +445,52 @@ class AlertDesk:
                 instance_ids=ids,
                 admin=admin.name,
                 channel=channel,
-                status=status,
+                status=attempt.status,
                 now=now,
                 text=text,
-                error=error,
-                provider_message_id=provider_id,
+                error=attempt.error,
+                provider_message_id=attempt.provider_id,
             )
+
+        for admin in self._admins_of(slug):
+            if level >= len(admin.channels):
+                continue
+            if self._quiet(admin, now, severity):  # others are awake: this admin is not woken
+                await record(admin, admin.channels[level], Attempt("skipped", "quiet_hours"))
+                continue
+            last = len(admin.channels) if severity == Severity.CRITICAL.value else level + 1
+            for channel in admin.channels[level:last]:
+                attempt = await self._attempt(admin, channel, text, headline)
+                await record(admin, channel, attempt)
+                if attempt.status == "sent":
+                    delivered = True
+                    break
         return delivered
+
+    async def _attempt(self, admin: AlertAdmin, channel: str, text: str, headline: str) -> Attempt:
+        sender = self.senders.get(channel)
+        if sender is None:
+            return Attempt("skipped", "channel_not_configured")
+        try:
+            return Attempt("sent", provider_id=await sender.send(admin, text, headline=headline))
+        except Exception as exc:  # recorded: "alerts not delivered" is itself visible
+            error = _reason(exc)
+            log.warning("alert delivery via %s failed: %s", channel, error)
+            return Attempt("failed", error)
 
     async def _load_names(self) -> None:
         async with self.db.reading() as session:
             rows = (await session.execute(select(t.Business.id, t.Business.slug, t.Business.name))).all()
         self.names = {i: (slug, name) for i, slug, name in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try to reach one admin on one channel, as ``alert_deliveries`` records it."""
+
+    status: str  # sent | failed | skipped
+    error: str | None = None
+    provider_id: str | None = None
 
 
 def _hm(value: str) -> time:

@@ -11,10 +11,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bot.context import context
+from bot.context import AppContext, context
 from bot.http import json_response, query, read_model, tenant
 from channels.base import OutboundMessage
 from core.errors import Conflict, InvalidInput, NotFound
+from core.phones import masked
 from storage import conversations, outbox
 from storage import tables as t
 
@@ -82,33 +83,41 @@ async def release(request: web.Request) -> web.Response:
     return json_response({"id": conv.id, "status": "active"})
 
 
+async def undelivered_list(ctx: AppContext, tenant_id: str) -> list[dict[str, Any]]:
+    """Messages that could not be delivered (dead), newest first: what a person may replay. The
+    recipient is masked (never a whole phone number); the customer's name is theirs to show."""
+    rows = await outbox.dead(ctx.db, tenant_id)
+    async with ctx.db.reading() as session:
+        names = await conversations.customer_names(session, tenant_id, (r.conversation_id for r in rows))
+    return [
+        {
+            "id": r.id,
+            "conversationId": r.conversation_id,
+            "channel": r.channel,
+            "recipient": masked(r.recipient),
+            "customer": names.get(r.conversation_id),
+            "text": r.text,
+            "attempts": r.attempts,
+            "error": r.last_error,
+            "createdAt": r.created_at.isoformat(),
+        }
+        for r in rows
+    ]
+
+
+async def replay_undelivered(ctx: AppContext, tenant_id: str, raw_id: str) -> dict[str, Any]:
+    """Queue one dead message of this business again and wake the relay; 404 for anything else."""
+    if not raw_id.isdigit() or not await outbox.replay(ctx.db, tenant_id, int(raw_id), ctx.clock()):
+        raise NotFound("no such undelivered message")
+    ctx.dialogue.on_outbox()
+    return {"id": int(raw_id), "state": "pending"}
+
+
 @routes.get("/api/outbox")
 async def undelivered(request: web.Request) -> web.Response:
-    """Messages that could not be delivered (dead), newest first: what a person may replay."""
-    rows = await outbox.dead(context(request).db, tenant(request))
-    return json_response(
-        {
-            "messages": [
-                {
-                    "id": r.id,
-                    "conversationId": r.conversation_id,
-                    "channel": r.channel,
-                    "text": r.text,
-                    "attempts": r.attempts,
-                    "error": r.last_error,
-                    "createdAt": r.created_at.isoformat(),
-                }
-                for r in rows
-            ]
-        }
-    )
+    return json_response({"messages": await undelivered_list(context(request), tenant(request))})
 
 
 @routes.post("/api/outbox/{id}/replay")
 async def replay(request: web.Request) -> web.Response:
-    raw = request.match_info["id"]
-    ctx = context(request)
-    if not raw.isdigit() or not await outbox.replay(ctx.db, tenant(request), int(raw), ctx.clock()):
-        raise NotFound("no such undelivered message")
-    ctx.dialogue.on_outbox()
-    return json_response({"id": int(raw), "state": "pending"})
+    return json_response(await replay_undelivered(context(request), tenant(request), request.match_info["id"]))

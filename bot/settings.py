@@ -258,6 +258,7 @@ class AlertAdmin(_Model):
         default_factory=lambda: ["telegram", "whatsapp", "sms"]  # type: ignore[arg-type]
     )  # escalation order: an unacknowledged critical alert moves one step along
     businesses: list[str] = Field(default_factory=list)  # business slugs; empty = all of them
+    quiet_hours: QuietHoursSettings | None = None  # this admin's own; None: alerts.quiet_hours
 
 
 class AlertsSettings(_Model):

@@ -83,6 +83,35 @@ class RuleSpec:
         return value < limit / ratio
 
 
+# Outbox errors about one recipient, not the channel: the provider answered, so the channel works
+# (customers who blocked the bot or replied STOP do not make a channel "down").
+RECIPIENT_REFUSALS = frozenset(
+    {
+        "opted_out",
+        "blocked",
+        "unsubscribed",
+        "invalid_recipient",
+        "invalid_number",
+        "unreachable",
+        "chat_not_found",
+        "chat_migrated",
+        "window_closed",
+        "undeliverable",
+        "recipient_unavailable",
+        "not_allowed",
+    }
+)
+
+
+def send_failed(state: str, last_error: str | None) -> bool:
+    """Does one attempted outbox send count against its channel? Dead, or waiting for a retry
+    after an error, unless the error is about the recipient (the relay's ``gave_up:<reason>``
+    after its last attempt counts like the reason)."""
+    if last_error is None:
+        return state == "dead"
+    return last_error.removeprefix("gave_up:") not in RECIPIENT_REFUSALS
+
+
 def scope_of(**labels: str | None) -> Scope:
     return tuple(sorted((k, str(v)) for k, v in labels.items() if v is not None))
 

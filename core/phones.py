@@ -1,4 +1,5 @@
-"""Phone numbers: E.164 or a clear refusal. Pure (phonenumbers ships its metadata)."""
+"""Phone numbers: E.164 or a clear refusal, and masked for people to recognise. Pure (phonenumbers
+ships its metadata)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,10 @@ def region_of(phone: str) -> str | None:
         return phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
     except phonenumbers.NumberParseException:
         return None
+
+
+def masked(recipient: str) -> str:
+    """A recipient (a phone number or a chat id) as the dashboard may show it: the last three
+    characters only, so people can tell two apart without reading one back (``"+14155550123"`` →
+    ``"•••123"``). Short ids show nothing at all."""
+    return "•••" + (recipient[-3:] if len(recipient) > 6 else "")

@@ -125,6 +125,14 @@ def day_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetim
     return local_to_utc(first, 0, tz), local_to_utc(last + timedelta(days=1), 0, tz)
 
 
+def open_day_bounds(first: date | None, last: date | None, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """Like :func:`day_bounds` with either end left open (None): UTC [start, end) of local dates
+    ``first``..``last`` in ``tz``."""
+    start = local_to_utc(first, 0, tz) if first is not None else None
+    end = local_to_utc(last + timedelta(days=1), 0, tz) if last is not None else None
+    return start, end
+
+
 def iso_in(instant: datetime, tz: ZoneInfo) -> str:
     """ISO 8601 with the offset of ``tz`` at that instant (seconds precision)."""
     return instant.astimezone(tz).isoformat(timespec="seconds")

@@ -193,6 +193,7 @@ class Delivery:
     error: str | None
     at: datetime
     text: str
+    provider_message_id: str | None = None
 
 
 async def record_delivery(
@@ -238,7 +239,17 @@ async def deliveries(db: Database, tenant_id: str, limit: int = 200) -> list[Del
         )
         return [
             Delivery(
-                r.id, r.severity, r.kind, list(r.instance_ids), r.admin, r.channel, r.status, r.error, r.at, r.text
+                r.id,
+                r.severity,
+                r.kind,
+                list(r.instance_ids),
+                r.admin,
+                r.channel,
+                r.status,
+                r.error,
+                r.at,
+                r.text,
+                r.provider_message_id,
             )
             for r in rows
         ]

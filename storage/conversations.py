@@ -3,7 +3,9 @@ for a staff member, only the conversations of customers who have an appointment 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, select
@@ -39,9 +41,12 @@ async def search(
     agent: str | None = None,
     staff_id: str | None = None,
     text: str | None = None,
+    started_from: datetime | None = None,
+    started_before: datetime | None = None,
     limit: int = 200,
 ) -> list[Listed]:
-    """Newest activity first. ``text`` matches the customer's name or any message's text."""
+    """Newest activity first. ``text`` matches the customer's name or any message's text;
+    ``started_from`` / ``started_before`` bound when the conversation started ([from, before))."""
     q = (
         select(t.Conversation, t.Agent.slug, t.Customer.name)
         .join(t.Agent, t.Agent.id == t.Conversation.agent_id)
@@ -56,6 +61,10 @@ async def search(
         q = q.where(t.Conversation.channel == channel)
     if agent:
         q = q.where(t.Agent.slug == agent)
+    if started_from is not None:
+        q = q.where(t.Conversation.started_at >= started_from)
+    if started_before is not None:
+        q = q.where(t.Conversation.started_at < started_before)
     if staff_id:
         q = q.where(t.Conversation.customer_id.in_(_staff_customers(tenant_id, staff_id)))
     if text:
@@ -85,3 +94,18 @@ async def get(session: AsyncSession, tenant_id: str, conversation_id: str, *, st
         if not mine:
             raise NotFound("no such conversation")
     return listed
+
+
+async def customer_names(
+    session: AsyncSession, tenant_id: str, conversation_ids: Iterable[str]
+) -> dict[str, str | None]:
+    """The customer's name for each of these conversations of this business (None: not known yet)."""
+    ids = sorted(set(conversation_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(t.Conversation.id, t.Customer.name)
+        .outerjoin(t.Customer, t.Customer.id == t.Conversation.customer_id)
+        .where(t.Conversation.tenant_id == tenant_id, t.Conversation.id.in_(ids))
+    )
+    return {conversation_id: name for conversation_id, name in rows.all()}

@@ -20,6 +20,7 @@ from bot.app import create_app, prepare_database
 from bot.settings import Settings
 from storage import catalog, migrate, tokens
 from storage.engine import Database, create_database
+from tests.fakes.twilio_server import FakeTwilio
 
 PG_ENV = "FRONTDESK_TEST_POSTGRES_URL"
 
@@ -95,6 +96,15 @@ def other_business() -> dict[str, Any]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(T0)
+
+
+@pytest_asyncio.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """A fake Twilio Messaging API on loopback (tests/fakes/twilio_server.py)."""
+    fake = FakeTwilio()
+    await fake.start()
+    yield fake
+    await fake.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,26 @@
-"""JSON for the dashboard's pages: conversations, the hand-off inbox and bookings.
+"""JSON for the dashboard's pages: conversations, the hand-off inbox, bookings and failed deliveries.
 
 The same storage calls as the REST API (``storage.conversations``, ``storage.bookings``, the
-dialogue manager's ``push``/``release``), narrowed by :mod:`bot.dashboard.scope`.
+dialogue manager's ``push``/``release``, the outbox's ``dead``/``replay`` through
+:mod:`bot.conversations`), narrowed by :mod:`bot.dashboard.scope`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api import booking_json, slot_json
 from bot.context import context
-from bot.conversations import conversation_json
+from bot.conversations import conversation_json, replay_undelivered, undelivered_list
 from bot.dashboard.scope import Scope, resolve
 from bot.http import json_response, read_model
 from channels.base import OutboundMessage
 from core.booking import Appointment, Status
 from core.errors import Conflict, InvalidInput, NotFound
-from core.timezones import day_bounds, parse_day, parse_instant, zone
+from core.timezones import day_bounds, open_day_bounds, parse_day, parse_instant, zone
 from storage import bookings, conversations
 
 routes = web.RouteTableDef()
@@ -57,6 +58,11 @@ async def list_conversations(request: web.Request) -> web.Response:
     if channel not in (None, *CHANNELS):
         raise InvalidInput(f"channel: one of {', '.join(CHANNELS)}")
     text = (request.query.get("q") or "").strip()[:200] or None
+    first, last = _day(request, "date_from"), _day(request, "date_to")
+    if first is not None and last is not None and last < first:
+        raise InvalidInput("date_to: on or after date_from")
+    tz = zone(scope.business.timezone)
+    started_from, started_before = open_day_bounds(first, last, tz)
     async with context(request).db.reading() as session:
         found = await conversations.search(
             session,
@@ -66,8 +72,21 @@ async def list_conversations(request: web.Request) -> web.Response:
             agent=request.query.get("agent") or None,
             staff_id=scope.staff_id,
             text=text,
+            started_from=started_from,
+            started_before=started_before,
         )
-    return json_response({"conversations": [conversation_json(f.conversation, f.agent, f.customer) for f in found]})
+    return json_response(
+        {
+            "timezone": tz.key,
+            "conversations": [conversation_json(f.conversation, f.agent, f.customer) for f in found],
+        }
+    )
+
+
+def _day(request: web.Request, name: str) -> date | None:
+    """An optional ``YYYY-MM-DD`` query parameter (a day in the business's time zone)."""
+    raw = request.query.get(name)
+    return parse_day(raw, field=name) if raw else None
 
 
 async def _visible(request: web.Request, scope: Scope) -> conversations.Listed:
@@ -132,13 +151,8 @@ async def list_bookings(request: web.Request) -> web.Response:
     scope = await resolve(request)
     ctx = context(request)
     tz = zone(scope.business.timezone)
-    today = ctx.clock().astimezone(tz).date()
-    first = parse_day(request.query["date_from"], field="date_from") if request.query.get("date_from") else today
-    last = (
-        parse_day(request.query["date_to"], field="date_to")
-        if request.query.get("date_to")
-        else first + timedelta(days=6)
-    )
+    first = _day(request, "date_from") or ctx.clock().astimezone(tz).date()
+    last = _day(request, "date_to") or first + timedelta(days=6)
     if last < first or (last - first) > timedelta(days=92):
         raise InvalidInput("date range must be 0-92 days long")
     status_text = request.query.get("status") or None
@@ -212,3 +226,20 @@ async def reschedule(request: web.Request) -> web.Response:
         enforce_policy=not (body.override_policy and scope.staff_id is None),
     )
     return json_response(booking_json(moved, zone(scope.business.timezone)))
+
+
+# ----- failed deliveries (owners and admins) ---------------------------------------------------
+@routes.get("/dashboard/data/outbox")
+async def undelivered(request: web.Request) -> web.Response:
+    """Dead outbox rows of the business: channel, masked recipient, error, attempts, time."""
+    scope = await resolve(request)
+    scope.managers_only()
+    return json_response({"messages": await undelivered_list(context(request), scope.tenant_id)})
+
+
+@routes.post("/dashboard/data/outbox/{id}/replay")
+async def replay(request: web.Request) -> web.Response:
+    """Send a dead message again (the relay retries it from its first attempt)."""
+    scope = await resolve(request)
+    scope.managers_only()
+    return json_response(await replay_undelivered(context(request), scope.tenant_id, request.match_info["id"]))

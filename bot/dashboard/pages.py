@@ -88,7 +88,8 @@ async def charts(request: web.Request) -> web.Response:
 
 @routes.get("/dashboard/conversations")
 async def conversation_list(request: web.Request) -> web.Response:
-    return await _page(request, await resolve(request), "conversations", "Conversations")
+    scope = await resolve(request)
+    return await _page(request, scope, "conversations", "Conversations", timezone=scope.business.timezone)
 
 
 async def _conversation(request: web.Request, scope: Scope) -> str:
@@ -122,6 +123,13 @@ async def booking_list(request: web.Request) -> web.Response:
     return await _page(
         request, scope, "bookings", "Bookings", timezone=scope.business.timezone, currency=scope.business.currency
     )
+
+
+@routes.get("/dashboard/outbox")
+async def failed_deliveries(request: web.Request) -> web.Response:
+    scope = await resolve(request)
+    scope.managers_only()
+    return await _page(request, scope, "outbox", "Failed deliveries")
 
 
 @routes.get("/dashboard/alerts")

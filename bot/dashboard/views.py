@@ -115,6 +115,7 @@ NAV_ALL = [
     ("handoff", "/dashboard/handoff", "Hand-off inbox"),
     ("bookings", "/dashboard/bookings", "Bookings"),
     ("charts", "/dashboard/charts", "Charts"),
+    ("outbox", "/dashboard/outbox", "Failed deliveries"),
     ("alerts", "/dashboard/alerts", "Alerts"),
     ("rules", "/dashboard/alerts/rules", "Alert rules"),
 ]

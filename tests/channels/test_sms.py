@@ -3,12 +3,10 @@ webhooks, GSM-7/UCS-2 segments and splitting, and sends against the fake Twilio 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -48,14 +46,6 @@ def make(
 @pytest.fixture
 def channel(http: httpx.AsyncClient, clock: FrozenClock) -> SmsChannel:
     return make(http, clock)
-
-
-@pytest_asyncio.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 # ----------------------------------------------------------------------------- signatures

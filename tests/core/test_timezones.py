@@ -18,6 +18,7 @@ from core.timezones import (
     is_ambiguous,
     iso_in,
     local_to_utc,
+    open_day_bounds,
     parse_day,
     parse_instant,
     zone,
@@ -282,3 +283,13 @@ def test_iso_in_shows_the_offset_of_that_instant():
     assert iso_in(datetime(2026, 3, 2, 14, 0, 59, 999999, tzinfo=UTC), NY) == "2026-03-02T09:00:59-05:00"
     for instant in (utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 30)):
         assert parse_instant(iso_in(instant, NY)) == instant
+
+
+def test_open_day_bounds_leave_a_missing_end_open() -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")
+    both = open_day_bounds(date(2026, 3, 3), date(2026, 3, 3), kolkata)
+    assert both == (datetime(2026, 3, 2, 18, 30, tzinfo=UTC), datetime(2026, 3, 3, 18, 30, tzinfo=UTC))
+    assert both == day_bounds(date(2026, 3, 3), date(2026, 3, 3), kolkata)
+    assert open_day_bounds(None, date(2026, 3, 28), LONDON) == (None, datetime(2026, 3, 29, 0, 0, tzinfo=UTC))
+    assert open_day_bounds(date(2026, 3, 30), None, LONDON) == (datetime(2026, 3, 29, 23, 0, tzinfo=UTC), None)
+    assert open_day_bounds(None, None, NY) == (None, None)

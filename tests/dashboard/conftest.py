@@ -103,6 +103,33 @@ class World:
     ann_booking: str  # appointment ids
     bob_booking: str
     other_booking: str
+    other_dead: int  # an outbox row the relay gave up on
+
+
+async def dead_send(database: Database, conversation_id: str, now: datetime, *, error: str = "blocked") -> int:
+    """An outbox row of this conversation as the relay leaves one it gave up on."""
+    async with database.writing() as session:
+        conv = await session.get(t.Conversation, conversation_id)
+        assert conv is not None
+        row = t.OutboxItem(
+            tenant_id=conv.tenant_id,
+            conversation_id=conv.id,
+            agent_id=conv.agent_id,
+            channel=conv.channel,
+            recipient=conv.sender,
+            text="Your appointment is confirmed.",
+            payload={},
+            idempotency_key=f"dead:{conv.id}:{now.isoformat()}",
+            state="dead",
+            attempts=1,
+            next_attempt_at=now,
+            last_error=error,
+            possible_duplicate=False,
+            created_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        return row.id
 
 
 async def escalate(manager: DialogueManager, agent: str, sender: str) -> str:
@@ -139,7 +166,15 @@ async def build_world(database: Database, manager: DialogueManager, clock: Froze
         await session.execute(
             update(t.Conversation).where(t.Conversation.id == with_ann).values(customer_id=ann.appointment.customer.id)
         )
-    return World(acme_escalated, with_ann, other_escalated, ann.appointment.id, bob.appointment.id, zed.appointment.id)
+    return World(
+        acme_escalated,
+        with_ann,
+        other_escalated,
+        ann.appointment.id,
+        bob.appointment.id,
+        zed.appointment.id,
+        await dead_send(database, other_escalated, now),
+    )
 
 
 @pytest_asyncio.fixture

@@ -1,6 +1,6 @@
 """The dashboard end to end in a real headless Chromium: log in, read the grade card, answer an
 escalated web chat from the hand-off inbox and see the customer receive it in their open chat,
-hand it back to the bot; customer text stays text (no markup, no script).
+hand it back to the bot; replay a failed delivery; customer text stays text (no markup, no script).
 
 Uses the system browser (/usr/bin/chromium) through Playwright and never downloads one. Skipped
 when either is missing, unless FRONTDESK_REQUIRE_BROWSER=1 (CI), which turns the skip into a failure.
@@ -17,11 +17,12 @@ from bot.app import create_app
 from bot.context import CONTEXT
 from bot.dialogue.manager import Incoming
 from bot.settings import Settings
-from storage import insights
+from storage import customers, insights
+from storage import tables as t
 from tests.bot.webchat.test_browser import CHROMIUM, CHROMIUM_ARGS, STEP_MS, require_browser
 from tests.bot.webchat.test_webchat import AGENT, web_businesses
 from tests.conftest import FrozenClock, make_settings, tenant_of
-from tests.dashboard.conftest import PASSWORD, make_user
+from tests.dashboard.conftest import PASSWORD, dead_send, make_user
 
 pytestmark = pytest.mark.browser
 GRADES = {"A+", "A", "B+", "B", "C+", "C", "D"}
@@ -118,6 +119,61 @@ async def test_log_in_read_grade_answer_handoff_customer_receives_it(
             await owner.reload()
             await expect(owner.locator("#handoff-empty")).to_be_visible()
 
+            assert not problems, problems
+        finally:
+            await browser.close()
+
+
+async def test_failed_deliveries_show_as_text_and_replay(
+    aiohttp_server: Any, sqlite_url: str, clock: FrozenClock
+) -> None:
+    """A message the relay gave up on: listed with the customer's (hostile) name as text and the
+    recipient masked; Replay posts with the session's CSRF token and queues it again."""
+    require_browser()
+    from playwright.async_api import async_playwright, expect
+
+    app = create_app(make_settings(sqlite_url, web_businesses(), testing={"workers": False}), clock=clock)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = str(server.make_url("")).rstrip("/")
+    ctx = app[CONTEXT]
+    await make_user(ctx.db, "owner@acme.test", "owner", clock(), "acme")
+    turn = await ctx.dialogue.handle(Incoming(AGENT, "web", "visitor-4155550123", text="hello"))
+    async with ctx.db.writing() as session:
+        customer = await customers.upsert(session, await tenant_of(ctx.db, "acme"), "+14155550123", clock(), name=XSS)
+        conv = await session.get(t.Conversation, turn.conversation_id)
+        assert conv is not None
+        conv.customer_id = customer.id
+    dead = await dead_send(ctx.db, turn.conversation_id, clock(), error="blocked")
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            problems: list[str] = []
+            owner_ctx = await browser.new_context(timezone_id="UTC", locale="en-US")
+            owner_ctx.set_default_timeout(STEP_MS)
+            owner = await owner_ctx.new_page()
+            owner.on("pageerror", lambda exc: problems.append(str(exc)))
+            owner.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+            await owner.goto(f"{base}/dashboard/login")
+            await owner.get_by_label("Email").fill("owner@acme.test")
+            await owner.get_by_label("Password").fill(PASSWORD)
+            await owner.get_by_role("button", name="Log in").click()
+            await owner.get_by_role("link", name="Failed deliveries").click()
+            rows = owner.locator("#outbox tbody tr")
+            await expect(rows).to_have_count(1)
+            cells = rows.first.locator("td")
+            await expect(cells.nth(2)).to_have_text("•••123")
+            await expect(cells.nth(3)).to_have_text(XSS)  # the customer's name, as text
+            await expect(cells.nth(5)).to_have_text("blocked")
+            assert await owner.locator("#outbox img, #outbox script").count() == 0
+            assert await owner.evaluate("window.__xss") is None
+            assert "4155550123" not in await owner.content()
+            await owner.get_by_role("button", name=f"Replay message {dead}").click()
+            await expect(owner.locator("#status")).to_have_text("Queued again: it will be sent shortly.")
+            await expect(owner.locator("#outbox-empty")).to_be_visible()
+            async with ctx.db.reading() as session:
+                row = await session.get(t.OutboxItem, dead)
+            assert row is not None and (row.state, row.attempts) == ("pending", 0)
             assert not problems, problems
         finally:
             await browser.close()

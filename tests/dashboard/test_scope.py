@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.booking import Status
-from storage import bookings
+from storage import bookings, outbox
 from tests.conftest import tenant_of
 from tests.dashboard.conftest import Dashboard, World
 
@@ -25,6 +25,7 @@ def pages(w: World) -> list[str]:
         "/dashboard/handoff?business=other",
         f"/dashboard/handoff/{w.other_escalated}",
         "/dashboard/bookings?business=other",
+        "/dashboard/outbox?business=other",
     ]
 
 
@@ -40,6 +41,7 @@ def data_reads(w: World) -> list[str]:
         "/dashboard/data/comparison?business=other",
         "/dashboard/data/charts?business=other",
         "/dashboard/data/charts?agent=other-bot",
+        "/dashboard/data/outbox?business=other",
     ]
 
 
@@ -49,6 +51,7 @@ def data_changes(w: World) -> list[tuple[str, dict[str, object]]]:
         (f"/dashboard/data/conversations/{w.other_escalated}/release", {}),
         (f"/dashboard/data/bookings/{w.other_booking}/cancel", {}),
         (f"/dashboard/data/bookings/{w.other_booking}/reschedule", {"start": "2026-03-04T10:00:00+00:00"}),
+        (f"/dashboard/data/outbox/{w.other_dead}/replay", {}),
     ]
 
 
@@ -67,6 +70,7 @@ async def test_every_page_and_endpoint_refuses_another_business(dash: Dashboard,
     # nothing changed over there
     other = await tenant_of(dash.db, "other")
     assert (await bookings.get(dash.db, other, world.other_booking)).status is Status.SCHEDULED
+    assert [row.id for row in await outbox.dead(dash.db, other)] == [world.other_dead]
     await dash.login("owner@other.test")
     status, body = await dash.get(f"/dashboard/data/conversations/{world.other_escalated}")
     assert status == 200 and body["conversation"]["status"] == "escalated"
@@ -76,6 +80,8 @@ async def test_every_page_and_endpoint_refuses_another_business(dash: Dashboard,
     _, listed = await dash.get("/dashboard/data/conversations")
     assert world.other_escalated not in {c["id"] for c in listed["conversations"]}
     assert world.acme_escalated in {c["id"] for c in listed["conversations"]}
+    _, undelivered = await dash.get("/dashboard/data/outbox")
+    assert undelivered["messages"] == []
 
 
 async def test_an_admin_reaches_every_business(dash: Dashboard, world: World) -> None:
@@ -112,9 +118,10 @@ async def test_staff_see_only_their_own(dash: Dashboard, world: World) -> None:
         assert (await dash.get(path))[0] == 404
     assert (await dash.get(f"/dashboard/data/conversations/{world.acme_escalated}"))[0] == 404
     assert (await dash.post(f"/dashboard/data/bookings/{world.bob_booking}/cancel"))[0] == 404
-    for path in ("/dashboard/agents/acme-bot", "/dashboard/comparison", "/dashboard/charts"):
+    for path in ("/dashboard/agents/acme-bot", "/dashboard/comparison", "/dashboard/charts", "/dashboard/outbox"):
         assert (await dash.get(path))[0] == 403, path
-    for path in ("/dashboard/data/agents/acme-bot/grade", "/dashboard/data/comparison", "/dashboard/data/charts"):
+    owners_data = ("/dashboard/data/agents/acme-bot/grade", "/dashboard/data/comparison", "/dashboard/data/charts")
+    for path in (*owners_data, "/dashboard/data/outbox"):
         assert (await dash.get(path))[0] == 403, path
     resp = await dash.client.get("/dashboard", allow_redirects=False)
     assert resp.headers["Location"] == "/dashboard/conversations?business=acme"

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
+
 from bot.alerts import AdminSender, AlertDesk
 from bot.automations import Automations
 from bot.dialogue.engines import build_engines
@@ -13,6 +15,7 @@ from bot.dialogue.manager import DialogueManager, Incoming
 from bot.scheduler import Jobs
 from bot.settings import Settings
 from storage import bookings
+from storage import tables as t
 from storage.engine import Database
 from tests.conftest import FrozenClock, tenant_of
 
@@ -76,3 +79,14 @@ async def book_in_chat(
 
 async def system_messages(manager: DialogueManager, conversation_id: str) -> list[str]:
     return [m.text for m in await manager.messages(conversation_id) if m.author == "system"]
+
+
+async def rate(db: Database, settings: Settings, clock: FrozenClock, score: int, count: int = 5) -> None:
+    """``count`` new web conversations, now, each rated ``score`` (what the low-satisfaction rule reads)."""
+    manager = manager_for(db, settings, clock)
+    for i in range(count):
+        result = await manager.handle(Incoming("acme-bot", "web", f"rater-{clock().timestamp()}-{i}", text="hello"))
+        async with db.writing() as session:
+            await session.execute(
+                update(t.Conversation).where(t.Conversation.id == result.conversation_id).values(satisfaction=score)
+            )

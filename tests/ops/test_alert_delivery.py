@@ -11,20 +11,17 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from sqlalchemy import update
 
 from bot.alerts import AdminSender, AlertDesk, ChannelSender, TelegramSender
 from bot.app import prepare_database
-from bot.dialogue.manager import Incoming
 from bot.settings import Settings
 from channels.whatsapp import WhatsAppChannel, WhatsAppConfig
 from storage import alerts as store
-from storage import tables as t
 from storage.engine import Database
 from tests.conftest import FrozenClock, demo_business, make_settings, tenant_of
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
-from tests.ops.conftest import manager_for
+from tests.ops.conftest import rate
 
 CHAT = "4242"
 PHONE_ID = "1098765"
@@ -88,17 +85,6 @@ async def stack(
     await telegram.aclose()
     await http.aclose()
     await db.dispose()
-
-
-async def rate(db: Database, settings: Settings, clock: FrozenClock, score: int, count: int = 5) -> None:
-    """``count`` new conversations, now, each rated ``score``."""
-    manager = manager_for(db, settings, clock)
-    for i in range(count):
-        result = await manager.handle(Incoming("acme-bot", "web", f"rater-{clock().timestamp()}-{i}", text="hello"))
-        async with db.writing() as session:
-            await session.execute(
-                update(t.Conversation).where(t.Conversation.id == result.conversation_id).values(satisfaction=score)
-            )
 
 
 async def test_lifecycle_sends_one_firing_and_one_resolved_message(

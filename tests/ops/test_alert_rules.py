@@ -23,6 +23,7 @@ from core.alerts import (
     inhibited,
     plan,
     scope_of,
+    send_failed,
     silenced,
     step,
 )
@@ -168,6 +169,15 @@ def test_channel_down_inhibits_the_alerts_it_causes_on_that_channel_only() -> No
     assert inhibited(slow_wa, [down, slow_wa, slow_web], specs)
     assert not inhibited(slow_web, [down, slow_wa, slow_web], specs)
     assert not inhibited(down, [down, slow_wa], specs)
+
+
+def test_only_channel_failures_count_against_a_channel() -> None:
+    assert not send_failed("sent", None)
+    assert send_failed("pending", "unavailable")  # waiting for a retry after a 5xx
+    assert send_failed("dead", "gave_up:timeout")
+    assert send_failed("dead", "auth")  # an expired token: the whole channel is down
+    for refusal in ("opted_out", "blocked", "window_closed", "gave_up:invalid_number"):
+        assert not send_failed("dead", refusal), refusal  # about one recipient: the provider answered
 
 
 def test_quiet_hours_over_midnight_and_critical_bypass() -> None:

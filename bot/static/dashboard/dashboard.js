@@ -168,17 +168,22 @@
     var channel = el("select", { id: "filter-channel", name: "channel" }, [el("option", { value: "", text: "Any channel" })].concat(
       ["web", "whatsapp", "instagram", "messenger", "sms", "telegram"].map(function (c) { return el("option", { value: c, text: c }); })));
     var search = el("input", { id: "filter-q", name: "q", type: "search", placeholder: "Name or words" });
+    // days in the business's time zone (the server turns them into instants)
+    var from = el("input", { id: "filter-from", name: "date_from", type: "date" });
+    var to = el("input", { id: "filter-to", name: "date_to", type: "date" });
     var results = el("div", { id: "results" });
     var form = el("form", { className: "filters", on: { submit: function (e) { e.preventDefault(); load(); } } }, [
       el("label", null, ["Status ", status]), el("label", null, ["Channel ", channel]), el("label", null, ["Search ", search]),
+      el("label", null, ["Started from ", from]), el("label", null, ["to ", to]),
+      el("span", { className: "muted", text: "(days in " + (root.dataset.timezone || "the business's time zone") + ")" }),
       el("button", { type: "submit", text: "Filter" })
     ]);
     function load() {
       setStatus("Loading…");
-      call("GET", "/dashboard/data/conversations", { status: status.value, channel: channel.value, q: search.value }).then(function (data) {
+      call("GET", "/dashboard/data/conversations", { status: status.value, channel: channel.value, q: search.value, date_from: from.value, date_to: to.value }).then(function (data) {
         clear(results);
-        results.appendChild(table(["Customer", "Channel", "Agent", "Status", "Last activity"], data.conversations.map(function (c) {
-          return [link("/dashboard/conversations/" + encodeURIComponent(c.id), c.customer || "(unknown)"), c.channel, c.agent, c.status, when(c.lastActivityAt)];
+        results.appendChild(table(["Customer", "Channel", "Agent", "Status", "Started", "Last activity"], data.conversations.map(function (c) {
+          return [link("/dashboard/conversations/" + encodeURIComponent(c.id), c.customer || "(unknown)"), c.channel, c.agent, c.status, when(c.startedAt), when(c.lastActivityAt)];
         })));
         setStatus(data.conversations.length + " conversation(s)");
       }).catch(failed);
@@ -412,6 +417,33 @@
       chart(mix.canvas, { type: "doughnut", data: { labels: channels.map(function (c) { return c.channel; }), datasets: [{ data: channels.map(function (c) { return c.count; }) }] } });
       setStatus("");
     }).catch(failed);
+  };
+
+  // Messages the outbox gave up on; recipients come masked from the server, texts are data.
+  pages.outbox = function () {
+    var results = el("div", { id: "outbox" });
+    content.appendChild(el("p", { className: "muted", text: "Messages that could not be delivered. Replay sends one again once the problem is fixed (the customer unblocked the bot, the channel is back)." }));
+    content.appendChild(results);
+    function replayButton(m) {
+      var button = el("button", { type: "button", className: "replay", text: "Replay", "aria-label": "Replay message " + m.id, on: { click: function () {
+        button.disabled = true;
+        call("POST", "/dashboard/data/outbox/" + encodeURIComponent(m.id) + "/replay").then(function () {
+          load("Queued again: it will be sent shortly.");
+        }).catch(function (error) { button.disabled = false; failed(error); });
+      } } });
+      return button;
+    }
+    function load(done) {
+      call("GET", "/dashboard/data/outbox").then(function (data) {
+        clear(results);
+        results.appendChild(data.messages.length ? table(["When", "Channel", "Recipient", "Customer", "Message", "Error", "Attempts", ""], data.messages.map(function (m) {
+          return [when(m.createdAt), m.channel, m.recipient, link("/dashboard/conversations/" + encodeURIComponent(m.conversationId), m.customer || "(unknown)"),
+            el("span", { className: "outbox-text", text: m.text }), m.error, m.attempts, replayButton(m)];
+        }), "Failed deliveries") : el("p", { id: "outbox-empty", text: "Every message was delivered." }));
+        setStatus(done || (data.messages.length + " failed deliver" + (data.messages.length === 1 ? "y" : "ies")));
+      }).catch(failed);
+    }
+    load();
   };
 
   pages.alerts = function () {
