@@ -15,7 +15,8 @@ _PATTERNS = (
         r"\1\2[redacted]",
     ),
     (re.compile(r"\bbot\d{6,}:[A-Za-z0-9_-]{20,}"), "bot[redacted]"),  # Telegram tokens live in URLs
-    (re.compile(r"(?<![\w.])\+?\d[\d\s().-]{6,}\d(?![\w.])"), "[phone]"),
+    # digits that look like a phone number, but not an ISO date and time ("2026-11-21 18:10:46")
+    (re.compile(r"(?<![\w.-])(?!\d{4}-\d\d-\d\d)\+?\d[\d\s().-]{6,}\d(?![\w.])"), "[phone]"),
 )
 
 

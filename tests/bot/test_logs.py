@@ -65,3 +65,12 @@ def test_dates_and_ids_are_not_mistaken_for_phones(
     logger, records = captured
     logger.info("booking at 2026-03-02T10:00:00+00:00 took 12.5 ms")
     assert "2026-03-02T10:00:00" in text_of(records[0])
+
+
+def test_timestamps_are_not_mistaken_for_phone_numbers(
+    captured: tuple[logging.Logger, list[logging.LogRecord]],
+) -> None:
+    logger, records = captured
+    logger.info("next run at: 2026-11-21 18:10:46 UTC; on 2026-11-21; call 415-555-0101 or +44 20 7946 0958")
+    [record] = records
+    assert text_of(record) == "next run at: 2026-11-21 18:10:46 UTC; on 2026-11-21; call [phone] or [phone]"
