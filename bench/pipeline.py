@@ -25,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -40,6 +42,8 @@ from sqlalchemy import func, select  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.context import CONTEXT  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from channels.base import OutboundMessage  # noqa: E402
+from channels.registry import build  # noqa: E402
 from storage import tables as t  # noqa: E402
 from tests.conftest import demo_business  # noqa: E402
 from tests.fakes.graph_server import FakeGraph  # noqa: E402
@@ -102,6 +106,25 @@ async def bare_app() -> web.Application:
     return app
 
 
+async def floor_app(graph_url: str, http: httpx.AsyncClient) -> web.Application:
+    """The work no pipeline can skip, with nothing else: verify the signature, parse with the real
+    adapter, send one reply through it to the fake Graph API. No database, no dialogue, no retries
+    and no durability: an upper bound on what (b) could reach on this machine."""
+    now = datetime.now(UTC)
+    adapter = build("whatsapp", whatsapp_channel(graph_url), agent="acme-bot", http=http, clock=lambda: now)
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        adapter.verify(body, request.headers, str(request.url))
+        for event in adapter.parse(body, request.headers):
+            await adapter.send(event.sender, OutboundMessage("We open at 9:00."), last_inbound_at=now)
+        return web.Response(text="EVENT_RECEIVED")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/whatsapp", handler)
+    return app
+
+
 async def drained(app: web.Application, expected: int, limit_seconds: float) -> float:
     """Seconds until every inbox row is finished and the outbox has nothing left to send."""
     db = app[CONTEXT].db
@@ -136,6 +159,12 @@ async def main(args: argparse.Namespace) -> int:
     await load(f"{url}/webhooks/whatsapp", bodies[:200], args.concurrency)  # warm-up
     bare_seconds, bare_latency = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
     await runner.cleanup()
+
+    async with httpx.AsyncClient() as http:
+        runner, url = await serve(await floor_app(graph.base_url, http))
+        floor_seconds, _ = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
+        await runner.cleanup()
+    graph.sent.clear()
 
     with tempfile.TemporaryDirectory() as tmp:
         business = demo_business()
@@ -193,6 +222,11 @@ async def main(args: argparse.Namespace) -> int:
         f" replies delivered: {sent} of {outbound}"
     )
     console.print(f"end to end: {1000 / full_rate:.1f} ms per message (store → turn → reply delivered)")
+    floor_rate = len(bodies) / floor_seconds
+    console.print(
+        f"floor (verify + parse + one send, no database, no dialogue): {floor_rate:,.0f}/s,"
+        f" {floor_rate / bare_rate:.2f} of bare: the most any durable pipeline could reach here"
+    )
     console.print(f"ratio full / bare: {full_rate / bare_rate:.2f} (goal ≥ 0.30)")
     console.print(f"every message durable: {'yes' if durable else 'NO'} (inbound stored {inbound} of {len(bodies)})")
     return 0 if durable else 1
