@@ -35,7 +35,10 @@ _SHARED_CODES: dict[int, tuple[str, bool]] = {
     10: ("permission", True),  # 10 + subcode 2018278 is Messenger's window; callers check it first
     200: ("permission", True),
     100: ("invalid", True),  # invalid parameter: a bug on our side, retrying will not help
-    368: ("blocked", True),  # temporarily blocked for policy violations
+    # Our page or number is temporarily blocked for policy violations: the business's problem, not the
+    # customer's (never "blocked", which would mark the customer unreachable); it counts toward
+    # channel_down, so admins hear of it (reference/channels.md: "ops alert").
+    368: ("sender_blocked", True),
     4: ("rate_limited", False),  # application request limit
     17: ("rate_limited", False),
     32: ("rate_limited", False),

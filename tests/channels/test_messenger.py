@@ -245,6 +245,7 @@ def test_a_message_keeps_its_purpose_through_the_outbox_payload() -> None:
         (551, None, "recipient_unavailable", True),
         (100, 2018108, "recipient_unavailable", True),
         (190, None, "auth", True),
+        (368, None, "sender_blocked", True),
         (4, None, "rate_limited", False),
         (613, None, "rate_limited", False),
         (1200, None, "unavailable", False),

@@ -255,6 +255,7 @@ async def test_window_closed_sends_the_template(live: WhatsAppChannel, graph: Fa
         (80007, 400, "rate_limited", False),
         (190, 401, "auth", True),
         (100, 400, "invalid", True),
+        (368, 400, "sender_blocked", True),
         (2, 503, "unavailable", False),
         (999999, 400, "rejected", True),  # unknown code: the HTTP status decides
         (999999, 502, "unavailable", False),

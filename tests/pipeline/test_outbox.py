@@ -11,6 +11,7 @@ from bot.context import CONTEXT
 from bot.relay import backoff_seconds
 from bot.settings import OutboxSettings
 from channels.base import OutboundMessage
+from core.alerts import send_failed
 from storage import outbox
 from storage import tables as t
 from tests.fakes.graph_server import graph_error_body
@@ -87,6 +88,20 @@ async def test_r10_a_blocked_bot_marks_the_conversation_unreachable(harness: Har
     async with harness.db.reading() as session:
         row = await session.get(t.OutboxItem, rows[0].id)
     assert row is not None and row.state == "dead" and row.last_error == "window_closed"
+
+
+async def test_our_number_blocked_by_meta_is_a_channel_problem_not_the_customers(harness: Harness) -> None:
+    """Graph error 368 (our page or number temporarily blocked for policy violations): the message
+    goes dead and counts toward channel_down, but the customer is not marked unreachable."""
+    rows = await _one_turn_queued(harness)
+    harness.graph.graph_error(368, status=400)
+    await harness.pipeline.relay.run_once()
+    async with harness.db.reading() as session:
+        row = await session.get(t.OutboxItem, rows[0].id)
+        conv = await session.get(t.Conversation, rows[0].conversation_id)
+    assert row is not None and (row.state, row.last_error) == ("dead", "sender_blocked")
+    assert conv is not None and conv.unreachable_at is None
+    assert send_failed(row.state, row.last_error)
 
 
 async def test_r11_retry_after_is_honoured(harness: Harness) -> None:
