@@ -194,6 +194,7 @@ class InboxWorker:
             keyword=keyword,
             unsupported=event.kind == "unsupported",
             silent=event.sent_at is not None and event.sent_at < stale_before,
+            sent_at=event.sent_at,
         )
 
     async def _slug(self, agent_id: str) -> str:

@@ -52,10 +52,17 @@ MAX_WINDOW_DAYS = 731
 
 # ============================================================================ recording helpers
 
+_ZONES = "insights_zones"
+
+
+def know_zone(session: AsyncSession, tenant_id: str, timezone: str) -> None:
+    """The caller has just read the business in this transaction: no second look-up for its zone."""
+    session.info.setdefault(_ZONES, {})[tenant_id] = ZoneInfo(timezone)
+
 
 async def zone_of(session: AsyncSession, tenant_id: str) -> ZoneInfo:
     """The business's zone, remembered for the session (one look-up per transaction)."""
-    cache: dict[str, ZoneInfo] = session.info.setdefault("insights_zones", {})
+    cache: dict[str, ZoneInfo] = session.info.setdefault(_ZONES, {})
     if tenant_id not in cache:
         name = await session.scalar(select(t.Business.timezone).where(t.Business.id == tenant_id))
         if name is None:

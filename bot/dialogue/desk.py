@@ -208,10 +208,11 @@ class Desk:
     def customer_zone(self) -> str | None:
         return self.party.timezone
 
-    async def services(self) -> list[ServiceView]:
-        if self._services is None:
+    async def _catalogue(self) -> tuple[list[ServiceView], dict[str, StaffView]]:
+        """The business's active services and staff, read together once per turn."""
+        if self._services is None or self._staff is None:
             async with self.db.reading() as session:
-                rows = await session.scalars(
+                services = await session.scalars(
                     select(t.Service)
                     .where(t.Service.tenant_id == self.party.tenant_id, t.Service.active)
                     .order_by(t.Service.name)
@@ -228,9 +229,16 @@ class Desk:
                         r.cancel_notice_hours,
                         r.reschedule_notice_hours,
                     )
-                    for r in rows
+                    for r in services
                 ]
-        return self._services
+                staff = await session.scalars(
+                    select(t.Staff).where(t.Staff.tenant_id == self.party.tenant_id, t.Staff.active)
+                )
+                self._staff = {r.slug: StaffView(r.slug, r.name) for r in staff if r.kind == "person"}
+        return self._services, self._staff
+
+    async def services(self) -> list[ServiceView]:
+        return (await self._catalogue())[0]
 
     async def service(self, slug: str) -> ServiceView:
         for svc in await self.services():
@@ -239,13 +247,7 @@ class Desk:
         raise NotFound(f"no service {slug!r}")
 
     async def staff(self) -> dict[str, StaffView]:
-        if self._staff is None:
-            async with self.db.reading() as session:
-                rows = await session.scalars(
-                    select(t.Staff).where(t.Staff.tenant_id == self.party.tenant_id, t.Staff.active)
-                )
-                self._staff = {r.slug: StaffView(r.slug, r.name) for r in rows if r.kind == "person"}
-        return self._staff
+        return (await self._catalogue())[1]
 
     async def staff_for(self, service: str) -> list[StaffView]:
         everyone = await self.staff()

@@ -70,6 +70,7 @@ class Incoming:
     keyword: str | None = None  # stop | start | help, when the provider already classified the message
     unsupported: bool = False  # media, stickers...: the customer gets a "text only" answer
     silent: bool = False  # too old to answer automatically (after an outage): stored and shown, no reply
+    sent_at: datetime | None = None  # when the customer wrote it, as the provider says
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +167,16 @@ class DialogueManager:
                 conv = await self._conversation(session, incoming, now)
                 if incoming.numbered and choice is None:
                     text, choice = await self._numbered_choice(session, conv.id, text)
+                business = await business_by_id(session, conv.tenant_id)
+                insights.know_zone(session, business.id, business.timezone)
                 inbound = await self._inbound(session, conv, incoming, text, choice, now)
                 rerun = inbound is None
                 if inbound is None:  # a turn that died half-way is run again on the same message
                     inbound = await self._by_key(session, conv.id, incoming.key or "")
                     if inbound is None:
                         raise RuntimeError("the stored message of a re-run turn vanished")
-                conv.last_inbound_at = now
                 if incoming.timezone and not conv.timezone:
                     conv.timezone = _zone_or_none(incoming.timezone)
-                business = await business_by_id(session, conv.tenant_id)
                 early = self._gatekeeper(conv, incoming, text, now, business.name, rerun=rerun)
                 state = dict(conv.state or {})
                 party = Party(
@@ -208,6 +209,7 @@ class DialogueManager:
                 replies = await self._answer(turn, desk, state)
             async with self.db.writing() as session:
                 conv = await _locked(session, conversation_id)
+                insights.know_zone(session, business.id, business.timezone)
                 stored = []
                 for reply in replies:
                     stored.append(
@@ -461,10 +463,13 @@ class DialogueManager:
         provider_message_id: str | None = None,
         response_from: datetime | None = None,
         key: str | None = None,
+        wrote_at: datetime | None = None,
     ) -> StoredMessage:
         seq = conv.next_seq
         conv.next_seq = seq + 1
         conv.last_activity_at = at
+        if direction == "in":  # when the customer wrote: providers' reply windows run from then
+            conv.last_inbound_at = min(wrote_at, at) if wrote_at else at
         response_ms = int((at - response_from).total_seconds() * 1000) if response_from else None
         relay = direction == "out" and outbox.relayed(conv.channel) and not conv.opted_out
         row = t.Message(
@@ -510,6 +515,7 @@ class DialogueManager:
             now,
             provider_message_id=incoming.provider_message_id,
             key=incoming.key,
+            wrote_at=incoming.sent_at,
         )
 
     async def _by_key(self, session: AsyncSession, conversation_id: str, key: str) -> StoredMessage | None:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -230,3 +231,16 @@ async def test_lost_races_are_retried_without_using_up_attempts(
         row = await session.scalar(select(t.InboxItem))
     assert row is not None and row.state == outcome
     assert await harness.count(t.Message, t.Message.direction == "in") == (1 if outcome == "done" else 0)
+
+
+async def test_the_reply_window_runs_from_when_the_customer_wrote_not_from_when_we_got_to_it(
+    harness: Harness,
+) -> None:
+    """After an outage a message is processed hours late; WhatsApp's 24-hour window still started
+    when the customer wrote it, so that is what the conversation remembers."""
+    wrote = harness.clock.now - timedelta(hours=3)
+    assert await harness.post(wa_text("wamid.late", "hi", ts=int(wrote.timestamp()))) == 200
+    await harness.pipeline.worker.run_once()
+    async with harness.db.reading() as session:
+        conv = await session.scalar(select(t.Conversation))
+    assert conv is not None and conv.last_inbound_at == wrote
