@@ -197,16 +197,15 @@ async def collect(db: Database, settings: AlertsSettings, now: datetime) -> list
         for (tenant_id, integration), streak in streaks.items():
             samples.append(Sample(tenant_id, "sync_failure", rules.scope_of(integration=integration), streak, streak))
 
-        # Channel down: share of the outbound sends on a channel (rows the relay attempted) that
-        # failed. Rows still queued behind a failing one in their conversation were not sent:
-        # counting them would halve the share of a channel that is down for everyone.
+        # Channel down: share of the outbound sends on a channel (rows the relay attempted, by their
+        # latest attempt) that failed. Rows still queued behind a failing one in their conversation
+        # were not sent: counting them would halve the share of a channel that is down for everyone.
+        # An old message whose retries keep failing still counts: the channel is still down.
         window = now - timedelta(seconds=r["channel_down"].window_seconds)
         sends: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
         outcome = (t.OutboxItem.tenant_id, t.OutboxItem.channel, t.OutboxItem.state, t.OutboxItem.last_error)
         outbox_rows = await session.execute(
-            select(*outcome, func.count())
-            .where(t.OutboxItem.created_at >= window, t.OutboxItem.attempts > 0)
-            .group_by(*outcome)
+            select(*outcome, func.count()).where(t.OutboxItem.attempted_at >= window).group_by(*outcome)
         )
         for tenant_id, channel, state, last_error, count in outbox_rows:
             s = sends[(tenant_id, channel)]

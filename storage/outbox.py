@@ -126,6 +126,7 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
                 .values(
                     state="sending",
                     attempts=t.OutboxItem.attempts + 1,
+                    attempted_at=now,
                     lease_until=now + timedelta(seconds=lease_seconds),
                 )
             )

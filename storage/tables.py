@@ -496,6 +496,7 @@ class OutboxItem(Base):
         UniqueConstraint("idempotency_key"),
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_conversation", "conversation_id", "id"),
+        Index("ix_outbox_attempted", "attempted_at"),  # the channel_down alert's window
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("businesses.id", ondelete="CASCADE"))
@@ -513,6 +514,7 @@ class OutboxItem(Base):
     # a retry resumes after them.
     parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime]
+    attempted_at: Mapped[datetime | None]  # the latest send attempt (None: never tried)
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))

@@ -242,6 +242,28 @@ async def test_queued_sends_behind_a_failing_one_and_refused_recipients_do_not_h
     assert ("channel_down", "channel=sms") not in await live.alerts()  # the pending alert vanished
 
 
+async def test_a_channel_that_stays_down_keeps_its_alert_while_old_messages_keep_failing(start: Start) -> None:
+    """The window counts sends by when they were last tried, not when the message was written: a
+    channel still failing the retries of messages queued half an hour ago is still down."""
+    live = await start(["telegram"])
+    relay = live.pipeline.relay
+    relay.settings = relay.settings.model_copy(update={"max_attempts": 50, "backoff_cap_seconds": 120})
+    live.customers.fail("/2010-04-01", 503, times=10_000)
+    for i in range(6):
+        await live.sms(f"+1415555{i:04d}", "hello")
+    await live.pipeline.worker.run_once()
+    for minute in range(0, 31):  # the relay keeps retrying as the backoff allows, and keeps failing
+        live.clock.now = T0 + timedelta(minutes=minute)
+        await live.pipeline.relay.run_once()
+        await live.evaluate_at(minutes=minute)
+    down = (await live.alerts())[("channel_down", "channel=sms")]
+    assert down.state == "firing" and down.value == 1.0
+    async with live.db.reading() as session:
+        rows = list(await session.scalars(select(t.OutboxItem).where(t.OutboxItem.attempts > 0)))
+    assert rows and all(r.created_at == T0 for r in rows)  # written half an hour ago
+    assert max(r.attempted_at for r in rows if r.attempted_at) >= T0 + timedelta(minutes=20)
+
+
 # ----------------------------------------------------------------------------- quiet hours
 
 
