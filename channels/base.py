@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 EventKind = Literal["text", "choice", "status", "unsupported", "ignored"]
 # text: the customer wrote; choice: tapped a quick reply/button/list row/postback (``choice`` = Option.id);
@@ -116,6 +118,17 @@ class Capabilities:
     button_label_max: int = 20
     max_list_rows: int = 0
     links: bool = True  # can show a tappable link button
+
+
+class ChannelConfig(BaseModel):
+    """What every channel's config block has: unknown keys refused, ids given as numbers taken as
+    text, ``enabled``, and the keys it cannot run without (``registry.config_errors`` names them)."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    enabled: bool = True
+
+    required: ClassVar[tuple[str, ...]] = ()
 
 
 class DeliveryError(Exception):

@@ -11,22 +11,17 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from channels.base import Capabilities, OutboundMessage
 from channels.messenger import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE, MessengerChannel, MessengerConfig
+from channels.meta import MetaAppConfig
 from channels.text import utf8_len
 
 
-class InstagramConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-    enabled: bool = True
+class InstagramConfig(MetaAppConfig):
     account_id: str = ""
     access_token: SecretStr = SecretStr("")
-    app_secret: SecretStr = SecretStr("")
-    verify_token: SecretStr = SecretStr("")
-    api_base_url: str = "https://graph.facebook.com/v21.0"
 
     required: ClassVar[tuple[str, ...]] = ("account_id", "access_token", "app_secret", "verify_token")
 

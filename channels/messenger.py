@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from channels import delivery, meta
 from channels.base import Capabilities, DeliveryError, InboundEvent, OutboundMessage
@@ -44,15 +44,9 @@ ERROR_CODES: dict[int, tuple[str, bool]] = {
 }
 
 
-class MessengerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-    enabled: bool = True
+class MessengerConfig(meta.MetaAppConfig):
     page_id: str = ""
     page_access_token: SecretStr = SecretStr("")
-    app_secret: SecretStr = SecretStr("")
-    verify_token: SecretStr = SecretStr("")
-    api_base_url: str = "https://graph.facebook.com/v21.0"
 
     required: ClassVar[tuple[str, ...]] = ("page_id", "page_access_token", "app_secret", "verify_token")
 

@@ -19,7 +19,7 @@ import httpx
 from pydantic import SecretStr
 
 from channels import delivery
-from channels.base import DeliveryError
+from channels.base import ChannelConfig, DeliveryError
 from channels.inbound import header, load_json
 from core.errors import Forbidden, MalformedRequest, Unauthorized
 
@@ -47,6 +47,15 @@ _SHARED_CODES: dict[int, tuple[str, bool]] = {
     1: ("unavailable", False),  # unknown error, retry
     2: ("unavailable", False),  # service temporarily unavailable
 }
+
+
+class MetaAppConfig(ChannelConfig):
+    """The Meta app's part of a WhatsApp, Messenger or Instagram config: its secret signs webhooks,
+    its verify token answers the handshake."""
+
+    app_secret: SecretStr = SecretStr("")
+    verify_token: SecretStr = SecretStr("")
+    api_base_url: str = "https://graph.facebook.com/v21.0"
 
 
 def signature(app_secret: str, body: bytes) -> str:

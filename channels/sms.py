@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from channels import delivery
-from channels.base import Capabilities, DeliveryError, InboundEvent, OutboundMessage
+from channels.base import Capabilities, ChannelConfig, DeliveryError, InboundEvent, OutboundMessage
 from channels.inbound import clean, e164, header, identifier
 from channels.text import link_line, numbered, split, with_tail
 from core.errors import Forbidden, MalformedRequest, Unauthorized
@@ -57,10 +57,7 @@ ERROR_CODES: dict[int, tuple[str, bool]] = {
 }
 
 
-class SmsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-    enabled: bool = True
+class SmsConfig(ChannelConfig):
     account_sid: str = ""
     auth_token: SecretStr = SecretStr("")
     from_number: str = ""

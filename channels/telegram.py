@@ -21,11 +21,11 @@ from typing import Any, ClassVar
 
 import httpx
 import telegram
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
 from channels import delivery
-from channels.base import Capabilities, DeliveryError, InboundEvent, OutboundMessage
-from channels.inbound import clean, header, load_json
+from channels.base import Capabilities, ChannelConfig, DeliveryError, InboundEvent, OutboundMessage
+from channels.inbound import clean, header, identifier, load_json
 from channels.text import numbered, truncate, utf16_len, with_tail
 from core.errors import Forbidden, MalformedRequest, Unauthorized
 
@@ -38,10 +38,7 @@ BUTTON_LABEL = 64
 _CHAT_ID = re.compile(r"-?[0-9]{1,20}")
 
 
-class TelegramConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-    enabled: bool = True
+class TelegramConfig(ChannelConfig):
     bot_token: SecretStr = SecretStr("")
     secret_token: SecretStr = SecretStr("")
     api_base_url: str = "https://api.telegram.org"
@@ -120,7 +117,7 @@ class TelegramChannel:
         chat = getattr(message, "chat", None) if message is not None else None
         sender = _chat_id(chat) if chat is not None else None
         if sender is None and query.from_user is not None:
-            sender = _identifier(query.from_user.id)
+            sender = identifier(query.from_user.id)
         extra = {"callback_query_id": clean(query_id)} if query_id else {}
         if sender is None or not isinstance(query.data, str) or not query.data:
             return InboundEvent(self.name, self.target, sender or "", key, kind="ignored", order=update_id, extra=extra)
@@ -227,18 +224,8 @@ def _error(status: int, answer: Mapping[str, Any], headers: Mapping[str, str]) -
     return delivery.from_status(status if status >= 400 else code, headers)
 
 
-def _identifier(value: object) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str) and value.strip():
-        return clean(value.strip())
-    return None
-
-
 def _chat_id(chat: object) -> str | None:
-    return _identifier(getattr(chat, "id", None))
+    return identifier(getattr(chat, "id", None))
 
 
 def _first_name(user: object) -> str | None:

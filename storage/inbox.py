@@ -150,11 +150,6 @@ async def store_many(
     return counts
 
 
-async def store(session: AsyncSession, routed: Sequence[tuple[Addressee, InboundEvent]], now: datetime) -> int:
-    """Insert every event of one request not seen before; returns how many were new."""
-    return (await store_many(session, [routed], now))[0]
-
-
 class GroupCommit:
     """Webhook requests arriving together share one write transaction (one commit, one fsync).
 
