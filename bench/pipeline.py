@@ -42,6 +42,7 @@ from sqlalchemy import func, select  # noqa: E402
 from bot.app import create_app  # noqa: E402
 from bot.context import CONTEXT  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from channels import delivery  # noqa: E402
 from channels.base import OutboundMessage  # noqa: E402
 from channels.registry import build  # noqa: E402
 from storage import tables as t  # noqa: E402
@@ -160,7 +161,7 @@ async def main(args: argparse.Namespace) -> int:
     bare_seconds, bare_latency = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
     await runner.cleanup()
 
-    async with httpx.AsyncClient() as http:
+    async with delivery.client(10.0) as http:
         runner, url = await serve(await floor_app(graph.base_url, http))
         floor_seconds, _ = await load(f"{url}/webhooks/whatsapp", bodies, args.concurrency)
         await runner.cleanup()

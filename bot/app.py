@@ -29,6 +29,7 @@ from bot.routing import build_routing
 from bot.scheduler import Jobs, Scheduler, worker_name
 from bot.settings import Settings
 from bot.worker import InboxWorker
+from channels import delivery
 from channels.base import OutboundMessage
 from core.errors import ConfigError
 from storage import catalog, inbox, migrate, secrets
@@ -120,7 +121,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
         )
         payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
-        channels_http = httpx.AsyncClient(timeout=settings.outbox.request_timeout_seconds)
+        channels_http = delivery.client(settings.outbox.request_timeout_seconds)
         dialogue, payments = await build_dialogue(settings, db, clock, payments_http)
         metrics = Metrics()
         faults = Faults(settings.testing.fault_at)

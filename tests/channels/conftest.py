@@ -9,6 +9,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from channels import delivery
 from tests.conftest import T0, FrozenClock
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.telegram_server import FakeTelegram
@@ -32,7 +33,7 @@ def clock() -> FrozenClock:
 
 @pytest_asyncio.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0)) as client:
+    async with delivery.client(2.0) as client:
         yield client
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from channels import meta
+from channels import delivery, meta
 from channels.base import DeliveryError, Link, Option, OutboundMessage, Template
 from channels.whatsapp import WhatsAppChannel, WhatsAppConfig
 from core.errors import Forbidden, MalformedRequest, Unauthorized
@@ -297,7 +297,7 @@ async def test_wrong_token_is_permanent_auth(http: httpx.AsyncClient, clock: Fro
 async def test_timeout_and_connection_errors_are_transient(graph: FakeGraph, clock: FrozenClock) -> None:
     graph.whatsapp[PNID] = TOKEN
     graph.hang("/", 1.0)
-    async with httpx.AsyncClient(timeout=0.2) as quick:
+    async with delivery.client(0.2) as quick:
         with pytest.raises(DeliveryError) as err:
             await make(quick, clock, graph.base_url).send(CUSTOMER, OutboundMessage("Hi"), last_inbound_at=clock.now)
         assert (err.value.reason, err.value.permanent) == ("timeout", False)
