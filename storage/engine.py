@@ -105,7 +105,12 @@ class Database:
 
 def dialect_insert(session: AsyncSession | Session) -> Any:
     """The backend's INSERT construct, which knows ``ON CONFLICT`` (SQLite and PostgreSQL alike)."""
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert_for(session.get_bind().dialect.name)
+
+
+def insert_for(backend: str) -> Any:
+    """:func:`dialect_insert` by the dialect's name (``"postgresql"`` or ``"sqlite"``)."""
+    return pg_insert if backend == "postgresql" else sqlite_insert
 
 
 # Lost a race with a concurrent transaction, not a fault of the work: PostgreSQL's deadlock and

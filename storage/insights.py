@@ -30,7 +30,7 @@ from core.payments import PurchaseStatus, insight_status
 from core.phones import PHONE_CHANNELS
 from core.timezones import day_bounds
 from storage import tables as t
-from storage.engine import dialect_insert
+from storage.engine import dialect_insert, insert_for
 
 D = t.InsightDaily
 H = t.InsightHourly
@@ -104,14 +104,19 @@ def _write_rollups(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
+    backend = session.get_bind().dialect.name
     for key in sorted(pending):
         model, keys, sums = pending[key]
-        table = model.__table__
-        stmt = dialect_insert(session)(table).values(**keys, **sums)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in sums}
-        )
-        session.execute(stmt)
+        stmt = _upsert(backend, model.__table__, tuple(keys), tuple(sorted(sums)))
+        session.execute(stmt, {**keys, **sums})
+
+
+@functools.cache
+def _upsert(backend: str, table: Any, keys: tuple[str, ...], sums: tuple[str, ...]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET n = n + excluded.n`` for one shape of roll-up,
+    built once: the values come as parameters (building it per row was a tenth of a turn's CPU)."""
+    stmt = insert_for(backend)(table)
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_={k: table.c[k] + stmt.excluded[k] for k in sums})
 
 
 @event.listens_for(Session, "after_soft_rollback")
