@@ -372,6 +372,7 @@ class AlertDesk:
         for alert in due:
             slug, name = self.names.get(alert.tenant_id, ("", alert.tenant_id))
             text = rules.escalation_message(alert, name, now, self._link())
+            since = alert.firing_since or alert.active_since
             await self._send_all(
                 alert.tenant_id,
                 slug,
@@ -381,6 +382,7 @@ class AlertDesk:
                 text,
                 alert.escalation_level,
                 now,
+                reached=await store.reached(self.db, alert.tenant_id, alert.id or "", since),
             )
             await store.escalated(self.db, alert.id or "", alert.escalation_level, now)
         return due
@@ -424,8 +426,13 @@ class AlertDesk:
         text: str,
         level: int,
         now: datetime,
+        *,
+        reached: Mapping[str, set[str]] | None = None,
     ) -> bool:
         """Send to every admin of the business on their channel at ``level``; True if anyone got it.
+        An escalation (``reached``: where each admin already got this alert) starts past the furthest
+        channel that reached the admin: one whose critical message fell through to SMS at once is
+        not sent the same SMS again as the escalation.
 
         A critical message that fails on a channel (or whose channel is not configured) goes on to
         the admin's next channel at once: nobody should wait for the acknowledgement timeout to
@@ -452,13 +459,15 @@ class AlertDesk:
             )
 
         for admin in self._admins_of(slug):
-            if level >= len(admin.channels):
+            got = (reached or {}).get(admin.name, set())
+            start = max([level, *(i + 1 for i, channel in enumerate(admin.channels) if channel in got)])
+            if start >= len(admin.channels):
                 continue
             if self._quiet(admin, now, severity):  # others are awake: this admin is not woken
-                await record(admin, admin.channels[level], Attempt("skipped", "quiet_hours"))
+                await record(admin, admin.channels[start], Attempt("skipped", "quiet_hours"))
                 continue
-            last = len(admin.channels) if severity == Severity.CRITICAL.value else level + 1
-            for channel in admin.channels[level:last]:
+            last = len(admin.channels) if severity == Severity.CRITICAL.value else start + 1
+            for channel in admin.channels[start:last]:
                 attempt = await self._attempt(admin, channel, text, headline)
                 await record(admin, channel, attempt)
                 if attempt.status == "sent":

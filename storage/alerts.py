@@ -255,6 +255,24 @@ async def deliveries(db: Database, tenant_id: str, limit: int = 200) -> list[Del
         ]
 
 
+async def reached(db: Database, tenant_id: str, alert_id: str, since: datetime) -> dict[str, set[str]]:
+    """admin → the channels a message about ``alert_id`` reached them on (status ``sent``) since
+    ``since``: an escalation starts past those, so nobody gets the same alert twice on one channel."""
+    async with db.reading() as session:
+        rows = await session.execute(
+            select(t.AlertDelivery.admin, t.AlertDelivery.channel, t.AlertDelivery.instance_ids).where(
+                t.AlertDelivery.tenant_id == tenant_id,
+                t.AlertDelivery.status == "sent",
+                t.AlertDelivery.at >= since,
+            )
+        )
+        out: dict[str, set[str]] = {}
+        for admin, channel, ids in rows:
+            if alert_id in (ids or []):
+                out.setdefault(admin, set()).add(channel)
+        return out
+
+
 # ----------------------------------------------------------------------------- for the dashboard
 
 

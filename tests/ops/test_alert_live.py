@@ -414,3 +414,8 @@ async def test_a_critical_alert_goes_on_to_sms_at_once_when_telegram_fails_and_a
     await live.evaluate_at(seconds=90)
     assert len(live.sms_bodies()) == 1  # the critical group was told; only the warning is retried
     assert [(d.severity, d.channel) for d in (await live.deliveries())[3:]] == [("warning", "telegram")]
+    # Nobody acknowledged: the escalation's next channel is SMS, which already reached the admin
+    await live.evaluate_at(minutes=15, seconds=30)
+    await live.evaluate_at(minutes=45)
+    assert len(live.sms_bodies()) == 1
+    assert not [d for d in await live.deliveries() if d.kind == "escalation"]
