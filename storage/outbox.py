@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -118,19 +118,27 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
                 .limit(limit)
             )
         ).all()
-        for row, last_inbound_at, opted_out in rows:
-            attempts = row.attempts + 1  # read before the UPDATE, which refreshes ``row``
-            result = await session.execute(
-                update(t.OutboxItem)
-                .where(t.OutboxItem.id == row.id, t.OutboxItem.state == "pending")
-                .values(
-                    state="sending",
-                    attempts=t.OutboxItem.attempts + 1,
-                    attempted_at=now,
-                    lease_until=now + timedelta(seconds=lease_seconds),
+        if not rows:
+            return claimed
+        # one compare-and-set for the batch: a row another relay took in between is not returned
+        taken = set(
+            (
+                await session.execute(
+                    update(t.OutboxItem)
+                    .where(t.OutboxItem.id.in_([row.id for row, _, _ in rows]), t.OutboxItem.state == "pending")
+                    .values(
+                        state="sending",
+                        attempts=t.OutboxItem.attempts + 1,
+                        attempted_at=now,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                    )
+                    .returning(t.OutboxItem.id)
+                    .execution_options(synchronize_session=False)
                 )
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            ).scalars()
+        )
+        for row, last_inbound_at, opted_out in rows:
+            if row.id not in taken:
                 continue
             claimed.append(
                 Delivery(
@@ -144,7 +152,7 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
                     row.text,
                     dict(row.payload or {}),
                     row.idempotency_key,
-                    attempts,
+                    row.attempts + 1,
                     row.possible_duplicate,
                     last_inbound_at,
                     bool(opted_out),
@@ -156,25 +164,30 @@ async def claim_due(db: Database, holder: str, now: datetime, limit: int, lease_
 
 async def mark_sent(db: Database, sent: list[tuple[Delivery, str]], now: datetime) -> None:
     """Record a batch of accepted sends in one transaction (with the provider's message ids)."""
-    async with db.writing() as session:
-        for delivery, provider_message_id in sent:
+    if not sent:
+        return
+    box, messages = t.OutboxItem.__table__, t.Message.__table__
+    async with db.writing() as session:  # one executemany per table, whatever the batch's size
+        await session.execute(
+            update(box)
+            .where(box.c.id == bindparam("row_id"))
+            .values(
+                state="sent",
+                provider_message_id=bindparam("provider_id"),
+                sent_at=now,
+                lease_until=None,
+                last_error=None,
+            ),
+            [{"row_id": d.id, "provider_id": pid[:255]} for d, pid in sent],
+        )
+        shown = [{"row_id": d.message_id, "provider_id": pid[:255]} for d, pid in sent if d.message_id]
+        if shown:
             await session.execute(
-                update(t.OutboxItem)
-                .where(t.OutboxItem.id == delivery.id)
-                .values(
-                    state="sent",
-                    provider_message_id=provider_message_id[:255],
-                    sent_at=now,
-                    lease_until=None,
-                    last_error=None,
-                )
+                update(messages)
+                .where(messages.c.id == bindparam("row_id"))
+                .values(provider_message_id=bindparam("provider_id"), status="sent"),
+                shown,
             )
-            if delivery.message_id:
-                await session.execute(
-                    update(t.Message)
-                    .where(t.Message.id == delivery.message_id)
-                    .values(provider_message_id=provider_message_id[:255], status="sent")
-                )
 
 
 async def mark_retry(db: Database, delivery: Delivery, reason: str, at: datetime, parts_sent: int = 0) -> None:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+from bot.app import create_app
 from bot.context import CONTEXT
 from bot.relay import backoff_seconds
 from bot.settings import OutboxSettings
 from channels.base import OutboundMessage
 from core.alerts import send_failed
-from storage import outbox
+from storage import migrate, outbox
 from storage import tables as t
-from tests.fakes.graph_server import graph_error_body
-from tests.pipeline.conftest import Harness, wa_text
+from storage.engine import create_database
+from tests.conftest import FrozenClock
+from tests.fakes.graph_server import FakeGraph, graph_error_body
+from tests.pipeline.conftest import Harness, pipeline_settings, wa_text
 
 
 async def _one_turn_queued(harness: Harness, wamid: str = "wamid.out") -> list[t.OutboxItem]:
@@ -182,3 +188,45 @@ async def test_a_split_message_resumes_after_the_parts_already_out(harness: Harn
     assert len(texts) == 2  # each part accepted exactly once
     assert texts[0].startswith("Paragraph 1") and "Paragraph 4" in texts[1]
     assert "".join(texts).replace("\n", "").replace(" ", "") == long_text.replace("\n", "").replace(" ", "")
+
+
+async def _two_relays_claim_each_row_once(harness: Harness) -> None:
+    """Two relay processes (engines of their own) claiming at the same instant: every due row is
+    taken by exactly one of them, and the batch's one compare-and-set returns only what it took."""
+    senders = [f"+1415555{n:04d}" for n in range(12)]
+    for n, sender in enumerate(senders):
+        assert await harness.post(wa_text(f"wamid.two.{n}", "what are your opening hours?", sender=sender)) == 200
+    await harness.pipeline.worker.run_once()
+    due = {r.id for r in await harness.outbox() if r.state == "pending"}
+    assert len(due) >= len(senders)
+    other = create_database(harness.db.engine.url.render_as_string(hide_password=False))
+    try:
+        now = harness.clock()
+        rounds = await asyncio.gather(
+            *(
+                outbox.claim_due(db, holder, now, limit=50, lease_seconds=60)
+                for db, holder in ((harness.db, "a"), (other, "b"), (harness.db, "c"), (other, "d"))
+            )
+        )
+    finally:
+        await other.dispose()
+    taken = [d.id for claimed in rounds for d in claimed]
+    assert sorted(taken) == sorted(due)  # all of them, none twice
+    rows = {r.id: r for r in await harness.outbox()}
+    assert all(rows[i].state == "sending" and rows[i].attempts == 1 for i in due)
+    assert {d.attempts for claimed in rounds for d in claimed} == {1}
+
+
+async def test_two_relays_never_claim_the_same_row(harness: Harness) -> None:
+    await _two_relays_claim_each_row_once(harness)
+
+
+@pytest.mark.postgres
+async def test_two_relays_never_claim_the_same_row_on_postgresql(
+    aiohttp_client: Any, postgres_url: str, graph: FakeGraph, clock: FrozenClock
+) -> None:
+    database = create_database(postgres_url)
+    await migrate.upgrade(database.engine)
+    await database.dispose()
+    app = create_app(pipeline_settings(postgres_url, graph.base_url), clock=clock)
+    await _two_relays_claim_each_row_once(Harness(await aiohttp_client(app), graph, clock))
