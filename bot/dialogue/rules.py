@@ -134,8 +134,14 @@ class Conversation:
         if kind == "menu":
             return await self._on_menu(value)
         if kind == "svc":
-            self._start("book")
-            self._want()["service"] = value
+            if self.state.get("flow") != "book":
+                self._start("book")
+            want = self._want()  # "tomorrow afternoon", said before the service was asked, holds
+            if want.get("service") != value:
+                want["service"] = value
+                want.pop("staff", None)
+                self.state.pop("chosen", None)
+                self.state.pop("offers", None)
             await self._advance()
             return True
         if kind == "staff":

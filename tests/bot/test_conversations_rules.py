@@ -148,6 +148,19 @@ async def test_one_sentence_booking_with_staff_date_and_time(manager: DialogueMa
     assert row.starts_at == datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 
 
+async def test_the_day_and_time_said_before_the_service_is_kept(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("I'd like to book an appointment tomorrow afternoon")
+    assert "Which service" in chat.text
+    await chat.tap("Solo")  # one person gives it: no staff question
+    assert "When would you like" not in chat.text
+    assert "Tue 3 Mar" in chat.text
+    assert chat.labels[0] == "12:00 PM" and "9:00 AM" not in chat.labels
+    chat_labels = chat.labels
+    await chat.say("2")  # a typed number picks from the list, and the wish still holds
+    assert f"Shall I book the Solo on Tue 3 Mar, {chat_labels[1]}?" in chat.text
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
