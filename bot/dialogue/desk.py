@@ -497,7 +497,14 @@ class Desk:
         return view
 
     async def reschedule_slots(
-        self, ref: str, *, day: date | None = None, after: time | None = None, near: datetime | None = None
+        self,
+        ref: str,
+        *,
+        day: date | None = None,
+        after: time | None = None,
+        before: time | None = None,
+        near: datetime | None = None,
+        limit: int = MAX_OFFERS,
     ) -> list[Offer]:
         """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
         self._note(intent="reschedule_appointment")
@@ -513,9 +520,9 @@ class Desk:
                 session, self.party.tenant_id, target.service, start, end, exclude_appointment=target.id, now=now
             )
         slots = [
-            s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, None)
+            s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, before)
         ]
-        return self._offer(target.service, _closest(slots, near, MAX_OFFERS), None)
+        return self._offer(target.service, _closest(slots, near, limit), None)
 
     def handoff(self, reason: str) -> None:
         self._note(intent="human_agent")

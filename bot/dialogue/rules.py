@@ -220,6 +220,8 @@ class Conversation:
         if intent in ("cancel", "reschedule") and not (flow == "book" and _carries_values(reading)):
             if flow != intent:
                 self._start(intent)
+            if intent == "reschedule" and _carries_values(reading):  # "move it to Wednesday afternoon"
+                self._correct(reading)
             await self._advance()
             return
         if intent == "my_bookings":
@@ -379,7 +381,7 @@ class Conversation:
             offers = await self.desk.find_slots(
                 svc.slug, day=first, until=last, after=after, before=before, staff=staff, limit=60
             )
-            return await self._present(svc, _spread(offers, 6), day=None)
+            return await self._present(svc, _spread(offers, SHOWN), day=None)
         if day is None and wished_time is None and not want.get("part"):
             return self._ask_day(svc)
         near = None
@@ -399,11 +401,11 @@ class Conversation:
                     when=when_text(near, self.desk.business.timezone, self.desk.customer_zone, self.locale),
                 )
                 return await self._present(svc, offers, day=day, quiet=True)
-        if day is not None and wished_time is None:
-            offers = _spread(offers, 6) if len(offers) > 6 else offers
+        whole_day = day is not None and wished_time is None and len(offers) > SHOWN
+        offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]  # never two weeks of afternoons
         if not offers:
             return await self._nothing_free(svc, staff, day, near)
-        await self._present(svc, offers, day=day)
+        await self._present(svc, offers, day=day, later=not whole_day)
 
     async def _nothing_free(self, svc: ServiceView, staff: str | None, day: date | None, near: datetime | None) -> None:
         wished = near or datetime.combine(
@@ -420,14 +422,20 @@ class Conversation:
         self.reply.say("slot.none_that_day", day=label)
         await self._present(svc, alternatives, day=None, quiet=True)
 
-    async def _present(self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False) -> None:
+    async def _present(
+        self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = True
+    ) -> None:
+        """Offer these times. ``later``: add "Later times" when they are one day's (not when they
+        are already spread over the whole day, which has nothing later to show)."""
         if not offers:
             return await self._nothing_free(svc, None, day, None)
         zone = self.desk.customer_zone or self.desk.business.timezone
         one_day = len({o.start.astimezone(self.desk.zone).date() for o in offers}) == 1
-        options = [Option(f"slot:{o.id}", self._slot_label(o, zone, with_day=not one_day)) for o in offers]
+        # the short prompt names no day: unless the customer named it, each time says its own
+        with_day = not one_day or (quiet and day is None)
+        options = [Option(f"slot:{o.id}", self._slot_label(o, zone, with_day=with_day)) for o in offers]
         last = offers[-1].start.astimezone(self.desk.zone)
-        if one_day:
+        if one_day and later:
             options.append(
                 Option(
                     f"more:{(last + timedelta(minutes=1)).time().strftime('%H:%M')}",
@@ -587,21 +595,30 @@ class Conversation:
             ]
             return self._ask("when", "ask.reschedule_when", options, **self._view_params(target))
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
-        after = PARTS.get(want.get("part") or "", (None, None))[0]
-        offers = await self.desk.reschedule_slots(target.ref, day=day, after=after, near=near)
+        after, before = PARTS.get(want.get("part") or "", (None, None))
+        if want.get("after"):  # "Later times"
+            after = time.fromisoformat(want["after"])
+        offers = await self.desk.reschedule_slots(
+            target.ref, day=day, after=after, before=before, near=near, limit=SHOWN if near else 60
+        )
         if near is not None:
             exact = [o for o in offers if o.start == near]
             if exact:
                 self.state["chosen"] = exact[0].id
                 return await self._advance_reschedule()
-        if day is not None and wished is None and len(offers) > 6:
-            offers = _spread(offers, 6)
-        if not offers:
-            self._want().pop("date", None)
-            self.state.pop("asked_when", None)
-            self.reply.say("slot.none_that_day", day=day_text(day, self.locale) if day else "")
-            return await self._advance_reschedule()
-        await self._present(svc, offers, day=day)
+        whole_day = day is not None and wished is None and len(offers) > SHOWN
+        offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]
+        if not offers:  # the nearest free times around the wish instead
+            wished_at = near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), time(9))
+            nearest = await self.desk.reschedule_slots(target.ref, near=wished_at.replace(tzinfo=self.desk.zone))
+            if not nearest:
+                self._finish()
+                self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
+                return
+            label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
+            self.reply.say("slot.none_that_day", day=label)
+            return await self._present(svc, sorted(nearest[:3], key=lambda o: o.start), day=None, quiet=True)
+        await self._present(svc, offers, day=day, later=not whole_day)
 
     async def _do_reschedule(self) -> None:
         chosen = self._chosen_offer()
@@ -803,6 +820,9 @@ def _carries_values(reading: Reading) -> bool:
         or reading.entities.get("date_range")
         or reading.entities.get("part_of_day") in PARTS
     )
+
+
+SHOWN = 6  # free times offered at once
 
 
 def _spread(offers: list[Offer], count: int) -> list[Offer]:

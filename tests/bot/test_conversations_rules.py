@@ -276,6 +276,55 @@ async def test_reschedule_moves_the_booking(manager: DialogueManager, db: Databa
     assert rows[1].starts_at == datetime(2026, 3, 5, 11, 0, tzinfo=UTC)
 
 
+async def test_reschedule_with_the_new_day_in_the_same_sentence(manager: DialogueManager, db: Database) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("I need to move my appointment to Wednesday afternoon")
+    assert "When would you like" not in chat.text
+    assert "Wed 4 Mar" in chat.text and chat.labels[0] == "12:00 PM"
+    second = chat.labels[1]
+    await chat.say("2")
+    assert f"Move your Check-up from Tue 3 Mar, 10:00 AM to Wed 4 Mar, {second}?" in chat.text
+
+
+async def test_reschedule_offers_times_across_the_day_then_later_ones(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("move my booking to Wednesday")
+    spread = [label for label in chat.labels if label[0].isdigit()]
+    assert len(spread) == 6 and spread[0] == "9:00 AM" and spread[-1].endswith("PM")  # the whole day
+    assert "Later times" not in chat.labels  # nothing is later than the day's last time
+    await chat.say("Wednesday afternoon")
+    afternoon = [label for label in chat.labels if label[0].isdigit()]
+    assert afternoon and all(label.endswith("PM") for label in afternoon)
+    assert "Wed 4 Mar" in chat.text
+
+
+async def test_a_part_of_day_without_a_day_offers_the_soonest_few(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up in the afternoon please")
+    if "Who would you like" in chat.text:
+        await chat.tap("No preference")
+    assert "Free times for the Check-up on Mon 2 Mar" in chat.text
+    times = [label for label in chat.labels if label[0].isdigit()]
+    assert times == ["12:00 PM", "12:30 PM", "1:00 PM", "1:30 PM", "2:00 PM", "2:30 PM"]
+    await chat.tap("Later times")
+    later = [label for label in chat.labels if label.endswith(("AM", "PM"))]
+    assert later[:2] == ["Mon 2 Mar 3:00 PM", "Mon 2 Mar 3:30 PM"]  # after the last one shown
+
+
+async def test_reschedule_to_a_closed_day_offers_the_nearest_free_times(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("can I reschedule?")
+    await chat.say("Friday")  # 6 March is a holiday
+    assert "Nothing is free Fri 6 Mar. The nearest free times:" in chat.text
+    slots = [label for label in chat.labels if label.startswith(("Thu 5 Mar", "Mon 9 Mar"))]  # each with its day
+    assert 1 <= len(slots) <= 3, chat.labels
+    await chat.tap(slots[0])
+    assert "Move your Check-up from Tue 3 Mar, 10:00 AM to" in chat.text
+
+
 async def test_my_bookings_only_shows_this_conversations_bookings_on_unverified_channels(
     manager: DialogueManager, db: Database
 ) -> None:
