@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -166,7 +166,7 @@ async def mark_sent(db: Database, sent: list[tuple[Delivery, str]], now: datetim
     """Record a batch of accepted sends in one transaction (with the provider's message ids)."""
     if not sent:
         return
-    box, messages = t.OutboxItem.__table__, t.Message.__table__
+    box, messages = cast(Table, t.OutboxItem.__table__), cast(Table, t.Message.__table__)
     async with db.writing() as session:  # one executemany per table, whatever the batch's size
         await session.execute(
             update(box)

@@ -402,10 +402,11 @@ class Conversation:
                 )
                 return await self._present(svc, offers, day=day, quiet=True)
         whole_day = day is not None and wished_time is None and len(offers) > SHOWN
+        later = not whole_day and len(offers) > SHOWN
         offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]  # never two weeks of afternoons
         if not offers:
             return await self._nothing_free(svc, staff, day, near)
-        await self._present(svc, offers, day=day, later=not whole_day)
+        await self._present(svc, offers, day=day, later=later)
 
     async def _nothing_free(self, svc: ServiceView, staff: str | None, day: date | None, near: datetime | None) -> None:
         wished = near or datetime.combine(
@@ -425,8 +426,8 @@ class Conversation:
     async def _present(
         self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = True
     ) -> None:
-        """Offer these times. ``later``: add "Later times" when they are one day's (not when they
-        are already spread over the whole day, which has nothing later to show)."""
+        """Offer these times. ``later``: there are more after them (not when they are all there
+        is, or already spread over the whole day); "Later times" is offered for one day's."""
         if not offers:
             return await self._nothing_free(svc, None, day, None)
         zone = self.desk.customer_zone or self.desk.business.timezone
@@ -607,6 +608,7 @@ class Conversation:
                 self.state["chosen"] = exact[0].id
                 return await self._advance_reschedule()
         whole_day = day is not None and wished is None and len(offers) > SHOWN
+        later = not whole_day and len(offers) > SHOWN
         offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]
         if not offers:  # the nearest free times around the wish instead
             wished_at = near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), time(9))
@@ -618,7 +620,7 @@ class Conversation:
             label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
             self.reply.say("slot.none_that_day", day=label)
             return await self._present(svc, sorted(nearest[:3], key=lambda o: o.start), day=None, quiet=True)
-        await self._present(svc, offers, day=day, later=not whole_day)
+        await self._present(svc, offers, day=day, later=later)
 
     async def _do_reschedule(self) -> None:
         chosen = self._chosen_offer()
