@@ -81,6 +81,7 @@ def _epoch(at: datetime) -> int:
 
 
 _PENDING = "insights_pending_rollups"
+_FACTS = "insights_conversation_facts"
 
 
 async def bump(session: AsyncSession, model: Any, keys: dict[str, Any], deltas: dict[str, int]) -> None:
@@ -122,6 +123,12 @@ def _upsert(backend: str, table: Any, keys: tuple[str, ...], sums: tuple[str, ..
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rollups(session: Session, _previous: Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_FACTS, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_facts(session: Session) -> None:
+    session.info.pop(_FACTS, None)
 
 
 def _daily_keys(tenant_id: str, agent_id: str | None, channel: str | None, day: date) -> dict[str, Any]:
@@ -195,6 +202,18 @@ async def _customer_tag(session: AsyncSession, fact: t.InsightConversation, cust
 # ============================================================================ recording
 
 
+async def _fact_of(session: AsyncSession, conversation_id: str) -> t.InsightConversation | None:
+    """The conversation's fact row, held for the rest of the transaction: the identity map keeps a
+    clean row only weakly, so once flushed, the turn's next look-up would read it again."""
+    held: dict[str, t.InsightConversation] = session.info.setdefault(_FACTS, {})
+    fact = held.get(conversation_id)
+    if fact is None:
+        fact = await session.get(t.InsightConversation, conversation_id)
+        if fact is not None:
+            held[conversation_id] = fact
+    return fact
+
+
 async def _open_conversation(session: AsyncSession, conv: t.Conversation, tz: ZoneInfo) -> t.InsightConversation:
     started = conv.started_at
     fact = t.InsightConversation(
@@ -220,6 +239,7 @@ async def _open_conversation(session: AsyncSession, conv: t.Conversation, tz: Zo
     _tag(fact, await _customer_tag(session, fact, conv.customer_id))
     session.add(fact)
     await session.flush()
+    session.info.setdefault(_FACTS, {})[conv.id] = fact
     keys = _daily_keys(conv.tenant_id, conv.agent_id, conv.channel, fact.day)
     await bump(session, D, keys, {"conversations": 1})
     local = started.astimezone(tz)
@@ -240,7 +260,7 @@ async def _open_conversation(session: AsyncSession, conv: t.Conversation, tz: Zo
 async def record_message(session: AsyncSession, conv: t.Conversation, message: t.Message) -> None:
     """One message in or out (and, for the first, the conversation starting). Same transaction."""
     tz = await zone_of(session, conv.tenant_id)
-    fact = await session.get(t.InsightConversation, conv.id)
+    fact = await _fact_of(session, conv.id)
     if fact is None:
         fact = await _open_conversation(session, conv, tz)
     at = message.created_at
@@ -290,7 +310,7 @@ async def record_turn(
 ) -> None:
     """Funnel steps, intents, tags, completion, escalation and the 1–5 rating of one turn, stored in
     the transaction that stores the conversation state they came from."""
-    fact = await session.get(t.InsightConversation, conv.id)
+    fact = await _fact_of(session, conv.id)
     if fact is None:
         return
     keys = _daily_keys(fact.tenant_id, fact.agent_id, fact.channel, fact.day)
@@ -351,7 +371,7 @@ async def record_appointment(
     if fact is None:
         agent_id, channel = agent_id or "", ""
         if conversation_id:
-            conv_fact = await session.get(t.InsightConversation, conversation_id)
+            conv_fact = await _fact_of(session, conversation_id)
             if conv_fact is not None:
                 agent_id, channel = conv_fact.agent_id, conv_fact.channel
         elif row.rescheduled_from_id:
@@ -431,7 +451,7 @@ async def record_purchase(
     await bump(session, D, keys, dict(deltas))
     tag = f.purchase_tag(PurchaseStatus(after))
     if tag is not None and row.conversation_id:
-        conv_fact = await session.get(t.InsightConversation, row.conversation_id)
+        conv_fact = await _fact_of(session, row.conversation_id)
         if conv_fact is not None:
             _tag(conv_fact, [tag])
             if after == PurchaseStatus.COMPLETED.value:
