@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.context import context
 from bot.http import json_response, query, read_json, read_model, tenant, validate
+from bot.payments.routes import PAYMENTS
 from core.availability import check_window
 from core.booking import MANAGE_PURPOSES, Appointment, Status, check_manage_token, manage_token
 from core.catalog import HolidaySpec, ServiceSpec, StaffSpec, TimeOffSpec
@@ -210,8 +211,7 @@ async def get_booking(request: web.Request) -> web.Response:
 async def cancel_booking(request: web.Request) -> web.Response:
     ctx = context(request)
     body = await read_model(request, CancelIn)
-    outcome = await bookings.cancel(
-        ctx.db,
+    outcome = await request.app[PAYMENTS].cancel_booking(
         tenant(request),
         request.match_info["id"],
         ctx.clock(),
@@ -535,7 +535,9 @@ async def _authorised(request: web.Request, purpose: str) -> tuple[str, ManageIn
 async def self_cancel(request: web.Request) -> web.Response:
     ctx = context(request)
     tenant_id, _ = await _authorised(request, "cancel")
-    outcome = await bookings.cancel(ctx.db, tenant_id, request.match_info["id"], ctx.clock(), actor="customer")
+    outcome = await request.app[PAYMENTS].cancel_booking(
+        tenant_id, request.match_info["id"], ctx.clock(), actor="customer"
+    )
     tz = await _business_zone(request, tenant_id)
     return json_response({**booking_json(outcome.appointment, tz), "already_cancelled": not outcome.changed})
 

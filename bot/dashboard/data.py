@@ -17,6 +17,7 @@ from bot.context import context
 from bot.conversations import conversation_json, replay_undelivered, undelivered_list
 from bot.dashboard.scope import Scope, resolve
 from bot.http import json_response, read_model
+from bot.payments.routes import PAYMENTS
 from channels.base import OutboundMessage
 from core.booking import Appointment, Status
 from core.errors import Conflict, InvalidInput, NotFound
@@ -178,8 +179,7 @@ async def cancel(request: web.Request) -> web.Response:
     ctx = context(request)
     appointment = await _booking(request, scope)
     body = await read_model(request, CancelIn)
-    outcome = await bookings.cancel(
-        ctx.db,
+    outcome = await request.app[PAYMENTS].cancel_booking(
         scope.tenant_id,
         appointment.id,
         ctx.clock(),

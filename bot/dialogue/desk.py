@@ -70,7 +70,9 @@ class Payments(Protocol):
 
     async def refund_preview(self, tenant_id: str, appointment_id: str, now: datetime, locale: str) -> Previewed: ...
 
-    async def after_cancel(self, tenant_id: str, appointment_id: str) -> None: ...
+    async def cancel_booking(
+        self, tenant_id: str, appointment_id: str, now: datetime, *, actor: str = ..., reason: str = ...
+    ) -> bookings.Outcome: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,20 +458,19 @@ class Desk:
         self._note(intent="cancel_appointment")
         target = await self.find_mine(ref)
         self._note(service=target.service)
-        outcome = await bookings.cancel(
-            self.db,
-            self.party.tenant_id,
-            target.id,
-            self.clock(),
-            actor=f"chat:{self.party.channel}",
-            reason="customer asked in chat",
-        )
+        actor, reason = f"chat:{self.party.channel}", "customer asked in chat"
+        if self.payments is not None:  # a paid booking is refunded as its policy says
+            outcome = await self.payments.cancel_booking(
+                self.party.tenant_id, target.id, self.clock(), actor=actor, reason=reason
+            )
+        else:
+            outcome = await bookings.cancel(
+                self.db, self.party.tenant_id, target.id, self.clock(), actor=actor, reason=reason
+            )
         view = await self._view(outcome.appointment)
         if outcome.changed:
             self.outcomes.completed.append("cancelled")
             self.outcomes.bookings.append(view)
-            if self.payments is not None and view.price:
-                await self.payments.after_cancel(self.party.tenant_id, view.id)
         return view
 
     async def reschedule(self, ref: str, offer_id: str) -> BookingView:

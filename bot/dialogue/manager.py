@@ -21,6 +21,7 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "optout", "opt out", "quit", "end", "revoke"})
 START_WORDS = frozenset({"start", "unstop", "resume"})
 HISTORY_TURNS = 12
+# The conversation whose turn this task is running, and where that turn collects extra replies.
+_RUNNING: ContextVar[tuple[str, list[OutboundMessage]] | None] = ContextVar("frontdesk_running_turn", default=None)
 _RATING = re.compile(r"^\s*([1-5])\s*(?:/\s*5|stars?|⭐)?\s*[.!]?\s*$", re.IGNORECASE)
 
 
@@ -206,7 +209,13 @@ class DialogueManager:
                     hold_minutes=self.settings.payments.hold_minutes,
                 )
                 turn = Turn(text, choice, now, inbound.seq, first, history)
-                replies = await self._answer(turn, desk, state)
+                # A push to this conversation from inside the turn (a refund notice while the desk
+                # cancels) joins the turn's replies; through the lock it would wait for this turn.
+                scope = _RUNNING.set((conversation_id, desk.outcomes.messages))
+                try:
+                    replies = await self._answer(turn, desk, state)
+                finally:
+                    _RUNNING.reset(scope)
             async with self.db.writing() as session:
                 conv = await _locked(session, conversation_id)
                 insights.know_zone(session, business.id, business.timezone)
@@ -334,10 +343,16 @@ class DialogueManager:
         own channel (the outbox, for provider channels), is never sent to a customer who opted out
         (None), and with a ``key`` is sent once however often it is pushed (the first one is returned).
         A person's message (``author="human"``) goes out as one, which some channels still allow
-        after their reply window closed (Messenger's HUMAN_AGENT tag).
+        after their reply window closed (Messenger's HUMAN_AGENT tag). Pushed from inside this
+        conversation's own running turn (a refund while the desk cancels), it joins that turn's
+        replies instead (None is returned): waiting for the lock would wait for itself.
         """
         if author == "human":
             message = replace(message, purpose="human")
+        running = _RUNNING.get()
+        if running is not None and running[0] == conversation_id:
+            running[1].append(message)  # said by the running turn, with its own replies
+            return None
         async with self.db.reading() as session:
             found = await session.get(t.Conversation, conversation_id)
             if found is None or found.tenant_id != tenant_id:

@@ -282,6 +282,25 @@ class PaymentDesk:
         )
         return RefundPreview(quote.amount, currency, amount_text, quote.kind.value, text)
 
+    async def cancel_booking(
+        self,
+        tenant_id: str,
+        appointment_id: str,
+        now: datetime,
+        *,
+        actor: str = "api",
+        reason: str = "",
+        enforce_policy: bool = True,
+    ) -> bookings.Outcome:
+        """Cancel a booking and settle its payment: every way of cancelling (the chat, the API, the
+        dashboard, the customer's manage link) comes through here, so none forgets the refund."""
+        outcome = await bookings.cancel(
+            self.db, tenant_id, appointment_id, now, actor=actor, reason=reason, enforce_policy=enforce_policy
+        )
+        if outcome.changed:
+            await self.after_cancel(tenant_id, appointment_id)
+        return outcome
+
     async def after_cancel(self, tenant_id: str, appointment_id: str) -> None:
         """The appointment was cancelled: stop an unpaid link, or refund what the policy gives back
         (once: the refund's idempotency key is the purchase's)."""

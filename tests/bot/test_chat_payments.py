@@ -134,3 +134,74 @@ async def test_a_paid_booking_through_frontdesk_chat_with_the_local_provider(
     assert "Your upcoming bookings:\n• General consultation" in second.stdout
     rows = sqlite3.connect(tmp_path / "demo.db").execute("select status, price from appointments").fetchall()
     assert rows == [("scheduled", 80000)]
+
+
+async def paid_booking(client: TestClient, sender: str = "v1") -> str:
+    """A check-up booked in the chat and paid through the local checkout; its appointment id."""
+    for text in ("book a check-up with Ann tomorrow at 10am", "yes", "Ravi Kumar", "+447700900123"):
+        replies = [
+            r.message
+            for r in (await client.app[CONTEXT].dialogue.handle(Incoming("acme-bot", "web", sender, text=text))).replies
+        ]
+    link = next(r.link for r in replies if r.link is not None)
+    path = LINK.search(link.url)
+    assert path is not None
+    assert (await client.post(path.group(1), data={"action": "pay"})).status in (200, 303)
+    await client.app[PAYMENTS].drain()
+    async with client.app[CONTEXT].db.reading() as session:
+        appointment = await session.scalar(select(t.Appointment).where(t.Appointment.status == "scheduled"))
+    assert appointment is not None
+    return appointment.id
+
+
+async def refunded(client: TestClient, appointment_id: str) -> tuple[str, str, int | None]:
+    async with client.app[CONTEXT].db.reading() as session:
+        purchase = await session.scalar(select(t.Purchase).where(t.Purchase.appointment_id == appointment_id))
+    assert purchase is not None
+    return purchase.status, purchase.refund_status, purchase.refund_amount
+
+
+async def last_texts(client: TestClient, sender: str = "v1", count: int = 3) -> list[str]:
+    dialogue = client.app[CONTEXT].dialogue
+    conversation_id = await dialogue.conversation_for("acme-bot", "web", sender)
+    assert conversation_id is not None
+    return [m.text for m in (await dialogue.messages(conversation_id))[-count:]]
+
+
+async def test_cancelling_a_paid_booking_in_the_chat_refunds_it_and_says_so(
+    client: TestClient, clock: FrozenClock
+) -> None:
+    appointment_id = await paid_booking(client)
+    await say(client, "cancel my booking")
+    # The refund notice is for this very conversation: it used to wait for the running turn's lock
+    # until the turn's 30 s limit, then the customer read "something went wrong".
+    async with asyncio.timeout(5):
+        texts = [r.text for r in await say(client, "yes")]
+    assert any("is cancelled" in x for x in texts), texts
+    assert any("We've refunded €50.00" in x for x in texts), texts
+    assert not any("went wrong" in x for x in texts)
+    assert await refunded(client, appointment_id) == ("refunded", "succeeded", 5000)
+
+
+async def test_a_paid_booking_the_business_cancels_is_refunded_too(client: TestClient, clock: FrozenClock) -> None:
+    from tests.conftest import Api, new_token
+
+    first = await paid_booking(client, "v1")
+    api = Api(client, await new_token(client.app[CONTEXT].db, "acme", clock))
+    status, body = await api.post(f"/api/bookings/{first}/cancel", {"reason": "doctor ill"})
+    assert status == 200 and body["status"] == "cancelled"
+    assert await refunded(client, first) == ("refunded", "succeeded", 5000)
+    assert any("We've refunded €50.00" in x for x in await last_texts(client, "v1"))
+
+
+async def test_a_paid_booking_cancelled_on_the_dashboard_is_refunded(client: TestClient, clock: FrozenClock) -> None:
+    from tests.dashboard.conftest import Dashboard, make_user
+
+    booked = await paid_booking(client, "v2")
+    await make_user(client.app[CONTEXT].db, "owner@acme.test", "owner", clock(), business="acme")
+    dash = Dashboard(client)
+    await dash.login("owner@acme.test")
+    status, body = await dash.post(f"/dashboard/data/bookings/{booked}/cancel", {"reason": "closed"})
+    assert status == 200 and body["status"] == "cancelled"
+    assert await refunded(client, booked) == ("refunded", "succeeded", 5000)
+    assert any("We've refunded €50.00" in x for x in await last_texts(client, "v2"))
