@@ -135,6 +135,20 @@ _DONT_WANT = (
     r"\b(?:don'?t|do\s+not|would\s+not|wouldn'?t|not)\s+(?:want|wish|need|like|going)\s+to\s+(?:book|make|schedule)"
 )
 
+_ANYONE = re.compile(
+    r"^(?:(?:i\s+)?(?:don'?t|do\s+not)\s+(?:mind|care)|no\s+preference|(?:it\s+)?(?:doesn'?t|does\s+not)\s+matter"
+    r"|any(?:one|body|\s+one)?|any\s+(?:doctor|staff|of\s+them)|whoever|whoever'?s?\s+(?:is\s+)?(?:free|available)"
+    r"|either(?:\s+(?:one|is\s+fine))?|first\s+available|no\s+one\s+in\s+particular|not\s+fussy)"
+    r"(?:\s*,?\s*(?:is|will\s+be|would\s+be)?\s*(?:fine|ok|okay|good))?(?:\s+(?:thanks|thank\s+you|really))?\W*$",
+    re.IGNORECASE,
+)
+
+
+def means_anyone(text: str) -> bool:
+    """ "I don't mind", "anyone is fine", "whoever's free": no preference for who serves them."""
+    return bool(_ANYONE.match(text.strip()))
+
+
 RULES: Mapping[str, tuple[IntentRule, ...]] = {
     "en": _rules(
         ("stop", r"^(?:stop|stopall|unsubscribe|opt\s?out|quit)$"),

@@ -11,6 +11,7 @@ All wording comes from the message catalogue.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 from bot.dialogue import catalogue
 from bot.dialogue.desk import BookingView, Desk, Offer, ServiceView
 from bot.dialogue.engine import Turn
-from bot.dialogue.reading import ANSWERS, Named, Reader, Reading
+from bot.dialogue.reading import ANSWERS, Named, Reader, Reading, means_anyone
 from bot.dialogue.replies import main_menu, yes_no
 from bot.dialogue.show import day_text, minutes_text, time_text, when_text
 from bot.money import format_money
@@ -116,11 +117,14 @@ class Conversation:
             await self._on_error(exc)
 
     def _choice(self) -> str | None:
-        """A tapped option, a typed option number, or a typed option label."""
+        """A tapped option, a typed option number, or a typed option label ("don't mind" for
+        "No preference")."""
         if self.turn.choice:
             return self.turn.choice
         offered = self.state.get("options") or []
         text = self.turn.text.strip().rstrip(".").lower()
+        if self.state.get("step") == "staff" and means_anyone(text):
+            return "staff:any"
         if text.isdigit() and 1 <= int(text) <= len(offered) and self.state.get("step") not in ("phone",):
             return str(offered[int(text) - 1][0])
         for option_id, label in offered:
@@ -206,9 +210,13 @@ class Conversation:
         step = self.state.get("step")
         flow = self.state.get("flow")
         if step == "name" and (reading.entities.get("name") or intent in ("inform", "unknown")):
-            name = reading.entities.get("name") or self.turn.text
-            self.desk.remember(name=str(name))
-            await self._advance()
+            name = str(reading.entities.get("name") or self.turn.text)
+            if any(c.isalpha() for c in name):
+                self.desk.remember(name=name)
+            elif not self.desk.party.phone_verified:  # the number came first: keep it if it is one
+                with contextlib.suppress(InvalidInput):
+                    self.desk.remember(phone=str(reading.entities.get("phone") or self.turn.text))
+            await self._advance()  # without a name, the name is asked again
             return
         if step == "phone" and (reading.entities.get("phone") or intent in ("inform", "unknown")):
             self.desk.remember(phone=str(reading.entities.get("phone") or self.turn.text))

@@ -161,6 +161,31 @@ async def test_the_day_and_time_said_before_the_service_is_kept(manager: Dialogu
     assert f"Shall I book the Solo on Tue 3 Mar, {chat_labels[1]}?" in chat.text
 
 
+async def test_no_preference_in_the_customers_words(manager: DialogueManager) -> None:
+    for n, words in enumerate(("I don't mind", "anyone is fine", "whoever's free", "doesn't matter")):
+        chat = Chat(manager, sender=f"visitor-{n}")
+        await chat.say("book a check-up tomorrow")
+        assert "Who would you like" in chat.text
+        await chat.say(words)
+        assert "Free times for the Check-up on Tue 3 Mar" in chat.text, (words, chat.text)
+
+
+async def test_a_phone_number_given_for_the_name_is_kept_and_the_name_asked_again(
+    manager: DialogueManager, db: Database
+) -> None:
+    chat = Chat(manager)
+    await chat.say("I'd like a check-up with Ann tomorrow at 10am")
+    await chat.say("yes")
+    assert "What name" in chat.text
+    await chat.say("+44 7700 900123")
+    assert "What name" in chat.text and "phone" not in chat.text
+    await chat.say("Ravi Kumar")
+    assert "You're booked!" in chat.text  # the number was not asked for again
+    async with db.reading() as session:
+        customer = await session.scalar(select(t.Customer))
+    assert customer is not None and (customer.name, customer.phone) == ("Ravi Kumar", "+447700900123")
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
