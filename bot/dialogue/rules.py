@@ -475,9 +475,10 @@ class Conversation:
             if yes:
                 self.state["confirmed"] = True
                 await self._advance_booking()
-            else:
+            else:  # not that time: the day's other times (the same wish would offer it again)
                 self.state.pop("chosen", None)
                 self.state.pop("confirmed", None)
+                self._want().pop("time", None)
                 self.reply.say("confirm.declined")
                 await self._advance_booking()
         elif step == "confirm_cancel":
@@ -491,6 +492,7 @@ class Conversation:
                 await self._do_reschedule()
             else:
                 self.state.pop("chosen", None)
+                self._want().pop("time", None)
                 self.reply.say("confirm.declined")
                 await self._advance_reschedule()
 

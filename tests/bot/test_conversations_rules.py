@@ -186,6 +186,17 @@ async def test_a_phone_number_given_for_the_name_is_kept_and_the_name_asked_agai
     assert customer is not None and (customer.name, customer.phone) == ("Ravi Kumar", "+447700900123")
 
 
+async def test_no_to_the_offered_time_shows_the_days_other_times(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann tomorrow at 10am")
+    assert "Shall I book the Check-up with Ann on Tue 3 Mar, 10:00 AM?" in chat.text
+    await chat.say("no")
+    assert "Shall I book" not in chat.text  # it asked the same question again, for ever
+    assert "Free times for the Check-up on Tue 3 Mar" in chat.text and len(chat.labels) > 2
+    await chat.say("no")  # no to the list too: the booking is dropped, not looped
+    assert "What would you like to do" in chat.text or "stopped" in chat.text
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
@@ -336,6 +347,15 @@ async def test_a_part_of_day_without_a_day_offers_the_soonest_few(manager: Dialo
     await chat.tap("Later times")
     later = [label for label in chat.labels if label.endswith(("AM", "PM"))]
     assert later[:2] == ["Mon 2 Mar 3:00 PM", "Mon 2 Mar 3:30 PM"]  # after the last one shown
+
+
+async def test_no_to_the_new_time_of_a_move_shows_that_days_other_times(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("can I reschedule to Thursday at 11am?")
+    assert "to Thu 5 Mar, 11:00 AM?" in chat.text
+    await chat.say("no")
+    assert "Move your" not in chat.text and "Thu 5 Mar" in chat.text and len(chat.labels) > 2
 
 
 async def test_reschedule_to_a_closed_day_offers_the_nearest_free_times(manager: DialogueManager) -> None:
