@@ -514,6 +514,10 @@ async def reschedule(
             )
             moved = await _create_in(session, tenant_id, req, now, rescheduled_from=row, customer_id=customer.id)
             session.add(_event(row, Status.RESCHEDULED, now, actor, "rescheduled", rescheduled_to=moved.id))
+            # what was paid goes with the booking: a later cancel of the moved one refunds it
+            await session.execute(
+                update(t.Purchase).where(t.Purchase.appointment_id == row.id).values(appointment_id=moved.id)
+            )
             await insights.record_appointment(session, row, row.status, Status.RESCHEDULED.value, now)
             row.status, row.rescheduled_to_id, row.updated_at = Status.RESCHEDULED.value, moved.id, now
             await session.flush()

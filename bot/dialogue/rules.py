@@ -27,7 +27,7 @@ from bot.dialogue.show import day_text, minutes_text, time_text, when_text
 from bot.money import format_money
 from channels.base import Option, OutboundMessage
 from core.booking import Status
-from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.errors import Conflict, FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
 
 PARTS = {"morning": (time(0), time(12)), "afternoon": (time(12), time(17)), "evening": (time(17), time(23, 59))}
 EXPECT = {"name": "name", "phone": "phone"}
@@ -368,7 +368,7 @@ class Conversation:
         chosen = self._chosen_offer()
         if chosen is None:
             return await self._offer_slots(svc, staff)
-        if not self.state.get("confirmed"):
+        if self.state.get("confirmed") != chosen.id:  # a yes holds for the time it answered only
             params = await self._booking_params(svc, chosen)
             return self._ask("confirm", "ask.confirm", yes_no(self.locale), **params)
         missing = self.desk.missing_details()
@@ -473,7 +473,7 @@ class Conversation:
         step = self.state.get("step")
         if step == "confirm":
             if yes:
-                self.state["confirmed"] = True
+                self.state["confirmed"] = self.state.get("chosen")
                 await self._advance_booking()
             else:  # not that time: the day's other times (the same wish would offer it again)
                 self.state.pop("chosen", None)
@@ -572,6 +572,10 @@ class Conversation:
         if target is None:
             return
         svc = await self.desk.service(target.service)
+        if target.status is Status.PENDING_PAYMENT:  # held for a payment: paid first, or cancelled
+            self._finish()
+            self.reply.say("reschedule.unpaid", main_menu(self.locale), **self._view_params(target))
+            return
         hours = svc.reschedule_notice_hours
         if hours and target.start - self.turn.now < timedelta(hours=hours):
             self._finish()
@@ -760,6 +764,9 @@ class Conversation:
         elif isinstance(exc, NotFound | InvalidInput):
             self.reply.raw(catalogue.text("refused", self.locale, reason=str(exc)))
             await self._reprompt(quiet=True)
+        elif isinstance(exc, Conflict):  # "you already have a seat at that time": this attempt is over
+            self._finish()
+            self.reply.raw(catalogue.text("refused", self.locale, reason=str(exc)), main_menu(self.locale))
         else:
             raise exc
 

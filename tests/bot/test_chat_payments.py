@@ -205,3 +205,27 @@ async def test_a_paid_booking_cancelled_on_the_dashboard_is_refunded(client: Tes
     assert status == 200 and body["status"] == "cancelled"
     assert await refunded(client, booked) == ("refunded", "succeeded", 5000)
     assert any("We've refunded €50.00" in x for x in await last_texts(client, "v2"))
+
+
+async def test_a_paid_booking_moved_then_cancelled_is_still_refunded(client: TestClient, clock: FrozenClock) -> None:
+    first = await paid_booking(client)
+    await say(client, "can I move it to Thursday at 11am?")
+    texts = [r.text for r in await say(client, "yes")]
+    assert any("now on Thu 5 Mar, 11:00 AM" in x for x in texts), texts
+    async with client.app[CONTEXT].db.reading() as session:
+        moved = await session.scalar(select(t.Appointment).where(t.Appointment.rescheduled_from_id == first))
+    assert moved is not None
+    assert await refunded(client, moved.id) == ("completed", "none", 0)  # the payment went with it
+    await say(client, "cancel my booking")
+    texts = [r.text for r in await say(client, "yes")]
+    assert not any("Nothing has been paid" in x for x in texts)
+    assert any("We've refunded €50.00" in x for x in texts), texts
+    assert await refunded(client, moved.id) == ("refunded", "succeeded", 5000)
+
+
+async def test_a_booking_held_for_payment_cannot_be_moved_and_says_why(client: TestClient, clock: FrozenClock) -> None:
+    for text in ("book a check-up with Ann tomorrow at 10am", "yes", "Ravi Kumar", "+447700900123"):
+        await say(client, text)
+    texts = [r.text for r in await say(client, "can I move it to Thursday at 11am?")]
+    assert any("still waiting for its payment, so it can't be moved" in x for x in texts), texts
+    assert not any("went wrong" in x for x in texts)

@@ -197,6 +197,23 @@ async def test_no_to_the_offered_time_shows_the_days_other_times(manager: Dialog
     assert "What would you like to do" in chat.text or "stopped" in chat.text
 
 
+async def test_a_refused_booking_ends_that_attempt_and_the_next_one_asks_again(
+    manager: DialogueManager, db: Database
+) -> None:
+    chat = Chat(manager)
+    for text in ("book the class tomorrow at 10am", "yes", "Ravi Kumar", "+447700900123"):
+        await chat.say(text)
+    assert "You're booked!" in chat.text
+    await chat.say("book the class tomorrow at 10am")
+    await chat.say("yes")
+    assert "you already have a seat at that time" in chat.text and "went wrong" not in chat.text
+    await chat.say("book a check-up on Wednesday at 11am")
+    if "Who would you like" in chat.text:
+        await chat.tap("No preference")
+    assert "Shall I book the Check-up" in chat.text  # the earlier yes does not carry over
+    assert len(await appointments(db)) == 1
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
