@@ -55,11 +55,14 @@ class RulesEngine:
         self._readers: dict[tuple[Any, ...], Reader] = {}
 
     async def reader(self, desk: Desk) -> Reader:
+        """A reader in the customer's own zone when it is known: "10am" from a visitor abroad is
+        their 10am, as the times they are shown are theirs."""
         services = await desk.services()
         staff = (await desk.staff()).values()
+        zone = desk.customer_zone or desk.business.timezone
         key = (
             desk.business.id,
-            desk.business.timezone,
+            zone,
             desk.business.locale,
             tuple((s.slug, s.name) for s in services),
             tuple((s.slug, s.name) for s in staff),
@@ -70,7 +73,7 @@ class RulesEngine:
             reader = Reader(
                 [Named(s.slug, s.name, (s.slug.replace("-", " "),)) for s in services],
                 [Named(s.slug, s.name) for s in staff],
-                timezone=desk.business.timezone,
+                timezone=zone,
                 locale=desk.business.locale,
                 default_region=desk.region,
                 faq=[str(item.get("q", "")) for item in desk.about().get("faq") or []],
@@ -311,15 +314,16 @@ class Conversation:
             want.pop("staff", None)
         if reading.staff:
             want["staff"], changed = reading.staff, True
-        if reading.date:
-            want["date"], changed = reading.date.isoformat(), True
+        day, clock = self._in_business_zone(reading)
+        if day:
+            want["date"], changed = day.isoformat(), True
             want.pop("range", None)
             want.pop("after", None)
         elif reading.entities.get("date_range"):
             want["range"], changed = list(reading.entities["date_range"]), True
             want.pop("date", None)
-        if reading.time:
-            want["time"], changed = reading.time.strftime("%H:%M"), True
+        if clock:
+            want["time"], changed = clock.strftime("%H:%M"), True
             want["part"] = None
             if not reading.date and self.state.get("chosen"):
                 chosen = self._chosen_offer()
@@ -333,6 +337,18 @@ class Conversation:
         if changed:
             self.state.pop("chosen", None)
             self.state.pop("offers", None)
+
+    def _in_business_zone(self, reading: Reading) -> tuple[date | None, time | None]:
+        """The day and time the customer said, on the business's clock (slots are searched there).
+        A time is an instant in the customer's zone; a day alone stays the calendar day they named."""
+        day, clock = reading.date, reading.time
+        if clock is None or not self.desk.customer_zone:
+            return day, clock
+        there = ZoneInfo(self.desk.customer_zone)
+        want = self._want()
+        on = day or (date.fromisoformat(want["date"]) if want.get("date") else self.turn.now.astimezone(there).date())
+        here = datetime.combine(on, clock, there).astimezone(self.desk.zone)
+        return (here.date() if day or want.get("date") else None), here.time()
 
     async def _advance(self) -> None:
         flow = self.state.get("flow")
@@ -439,7 +455,8 @@ class Conversation:
         if not offers:
             return await self._nothing_free(svc, None, day, None)
         zone = self.desk.customer_zone or self.desk.business.timezone
-        one_day = len({o.start.astimezone(self.desk.zone).date() for o in offers}) == 1
+        shown = ZoneInfo(zone)  # the days as the customer reads them, like the times
+        one_day = len({o.start.astimezone(shown).date() for o in offers}) == 1
         # the short prompt names no day: unless the customer named it, each time says its own
         with_day = not one_day or (quiet and day is None)
         options = [Option(f"slot:{o.id}", self._slot_label(o, zone, with_day=with_day)) for o in offers]
@@ -453,7 +470,7 @@ class Conversation:
             )
         options.append(Option("menu:other_day", catalogue.text("option.other_day", self.locale)))
         key = "ask.slot_day" if one_day else "ask.slot"
-        first_day = day_text(offers[0].start.astimezone(self.desk.zone).date(), self.locale)
+        first_day = day_text(offers[0].start.astimezone(shown).date(), self.locale)
         if quiet:
             key = "ask.slot_short"
         self._ask("slot", key, options, service=svc.name, day=first_day, zone=self._zone_note())

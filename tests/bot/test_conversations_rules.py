@@ -466,8 +466,15 @@ async def test_information_answers(manager: DialogueManager) -> None:
 
 async def test_times_in_the_customers_zone_and_the_businesss(manager: DialogueManager) -> None:
     chat = Chat(manager, tz="America/New_York")
-    await chat.say("book a check-up with Ann tomorrow at 10am")
-    assert "EST" in chat.text and "(Tue 3 Mar, 10:00 AM" in chat.text
+    await chat.say("book a check-up with Ann tomorrow at 10am")  # their 10am: they read times in EST
+    assert "on Tue 3 Mar, 10:00 AM EST (Tue 3 Mar, 3:00 PM UTC)?" in chat.text
+    late = Chat(manager, sender="visitor-late", tz="America/New_York")
+    await late.say("book a check-up with Ann on Tuesday at 4pm")  # 21:00 UTC: after Ann's hours
+    assert "isn't free" in late.text or "Nothing is free" in late.text
+    evening = Chat(manager, sender="visitor-eve", tz="Asia/Tokyo")
+    await evening.say("book a check-up with Ann on Wednesday")  # 9:00–17:00 UTC is 6 PM–2 AM in Tokyo
+    assert "(times in Asia/Tokyo)" in evening.text
+    assert evening.labels[0] == "Wed 4 Mar 6:00 PM" and evening.labels[5].startswith("Thu 5 Mar")
 
 
 async def test_paid_service_says_how_payment_is_taken(manager: DialogueManager) -> None:
