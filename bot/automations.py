@@ -232,7 +232,7 @@ class Automations:
         values = {
             "contact_name": customer.name,
             "appointment_date": f"{local:%A} {local.day} {local:%B %Y}",
-            "appointment_time": f"{local:%H:%M}",
+            "appointment_time": _time_for(row.starts_at, zone, ZoneInfo(business.timezone)),
             "appointment_duration": catalogue.text("automation.duration", locale, minutes=minutes),
             "service_name": service.name,
             "staff_name": " & ".join(staff_names),
@@ -254,6 +254,16 @@ class Automations:
             service.name,
             address,
         )
+
+
+def _time_for(start: datetime, reader: ZoneInfo, business: ZoneInfo) -> str:
+    """ "10:00", or for a customer in another zone "05:30 EST (16:00 IST)": a bare time abroad
+    would be read as the wrong one."""
+    here = start.astimezone(reader)
+    if reader.key == business.key or here.utcoffset() == start.astimezone(business).utcoffset():
+        return f"{here:%H:%M}"
+    there = start.astimezone(business)
+    return f"{here:%H:%M} {here:%Z} ({there:%H:%M} {there:%Z})"
 
 
 # ----------------------------------------------------------------------------- calendar files

@@ -62,9 +62,10 @@ async def book_in_chat(
     sender: str = "visitor-1",
     service: str = "solo",
     name: str = "Jane Roe",
+    timezone: str | None = None,
 ) -> Booked:
     """A customer says hello on the web chat; a booking is made for that conversation."""
-    result = await manager.handle(Incoming("acme-bot", "web", sender, text="hello"))
+    result = await manager.handle(Incoming("acme-bot", "web", sender, text="hello", timezone=timezone))
     tenant_id = await tenant_of(db, "acme")
     outcome = await bookings.create(
         db,

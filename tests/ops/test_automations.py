@@ -43,6 +43,22 @@ def test_render_fills_every_placeholder_and_refuses_unknown_ones() -> None:
         raise AssertionError("an unknown placeholder must be refused")
 
 
+async def test_a_customer_in_another_zone_reads_both_times(sqlite_url: str, clock: FrozenClock) -> None:
+    message = "Booked for {{appointment_date}} at {{appointment_time}}."
+    settings = make_settings(sqlite_url, [business(automations={"appointment.booked": {"message": message}})])
+    db = await prepare_database(settings, clock)
+    try:
+        manager = manager_for(db, settings, clock)
+        jobs = jobs_for(db, settings, clock, "a", manager=manager)
+        start = T0 + timedelta(days=1, hours=2)  # Tuesday 10:00 UTC, the business's zone
+        booked = await book_in_chat(db, manager, clock, start, timezone="America/New_York")
+        assert await jobs.automations_run() == 1
+        (text,) = await system_messages(manager, booked.conversation_id)
+        assert text == "Booked for Tuesday 3 March 2026 at 05:00 EST (10:00 UTC)."
+    finally:
+        await db.dispose()
+
+
 async def test_booked_message_renders_every_placeholder_and_is_logged(sqlite_url: str, clock: FrozenClock) -> None:
     settings = make_settings(sqlite_url, [business(automations={"appointment.booked": {"message": EVERYTHING}})])
     db = await prepare_database(settings, clock)
