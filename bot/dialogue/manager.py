@@ -264,6 +264,8 @@ class DialogueManager:
         if conv.opted_out:
             if word in START_WORDS:
                 conv.opted_out = False
+                if conv.status == "escalated":  # a person has the conversation: no menu the bot won't serve
+                    return [OutboundMessage(catalogue.text("optout.resumed_person", conv.locale))]
                 return [OutboundMessage(catalogue.text("optout.resumed", conv.locale), main_menu(conv.locale))]
             return []
         if incoming.silent or conv.status == "escalated":

@@ -322,9 +322,16 @@ class Conversation:
         elif reading.entities.get("date_range"):
             want["range"], changed = list(reading.entities["date_range"]), True
             want.pop("date", None)
-        if clock:
+        bound = reading.entities.get("time_bound")
+        if clock and bound in ("before", "after"):  # "before 5pm": a limit, not a wish for 5pm
+            want.pop("time", None)
+            want.pop("before" if bound == "after" else "after", None)
+            want[bound], want["part"], changed = clock.strftime("%H:%M"), None, True
+        elif clock:
             want["time"], changed = clock.strftime("%H:%M"), True
             want["part"] = None
+            want.pop("after", None)
+            want.pop("before", None)
             if not reading.date and self.state.get("chosen"):
                 chosen = self._chosen_offer()
                 if chosen is not None and "date" not in want:
@@ -397,9 +404,7 @@ class Conversation:
         want = self._want()
         day = date.fromisoformat(want["date"]) if want.get("date") else None
         wished_time = time.fromisoformat(want["time"]) if want.get("time") else None
-        after, before = PARTS.get(want.get("part") or "", (None, None))
-        if want.get("after"):
-            after = time.fromisoformat(want["after"])
+        after, before = self._limits(want)
         if day is None and want.get("range"):
             first, last = (date.fromisoformat(x) for x in want["range"])
             offers = await self.desk.find_slots(
@@ -448,7 +453,7 @@ class Conversation:
         await self._present(svc, alternatives, day=None, quiet=True)
 
     async def _present(
-        self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = True
+        self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = False
     ) -> None:
         """Offer these times. ``later``: there are more after them (not when they are all there
         is, or already spread over the whole day); "Later times" is offered for one day's."""
@@ -474,6 +479,17 @@ class Conversation:
         if quiet:
             key = "ask.slot_short"
         self._ask("slot", key, options, service=svc.name, day=first_day, zone=self._zone_note())
+
+    @staticmethod
+    def _limits(want: dict[str, Any]) -> tuple[time | None, time | None]:
+        """The window of the day to offer: a part of day, narrowed by "after 3pm" / "before 5pm"
+        (and "Later times", which moves the start on)."""
+        after, before = PARTS.get(want.get("part") or "", (None, None))
+        if want.get("after"):
+            after = time.fromisoformat(want["after"])
+        if want.get("before"):
+            before = time.fromisoformat(want["before"])
+        return after, before
 
     def _ask_day(self, svc: ServiceView) -> None:
         today = self.turn.now.astimezone(self.desk.zone).date()
@@ -627,9 +643,7 @@ class Conversation:
             ]
             return self._ask("when", "ask.reschedule_when", options, **self._view_params(target))
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
-        after, before = PARTS.get(want.get("part") or "", (None, None))
-        if want.get("after"):  # "Later times"
-            after = time.fromisoformat(want["after"])
+        after, before = self._limits(want)
         offers = await self.desk.reschedule_slots(
             target.ref, day=day, after=after, before=before, near=near, limit=SHOWN if near else 60
         )

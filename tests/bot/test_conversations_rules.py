@@ -214,6 +214,23 @@ async def test_a_refused_booking_ends_that_attempt_and_the_next_one_asks_again(
     assert len(await appointments(db)) == 1
 
 
+async def test_before_and_after_a_time_are_limits_not_wishes(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann tomorrow before 2pm")
+    assert "Shall I book" not in chat.text and "Tue 3 Mar" in chat.text
+    times = [label for label in chat.labels if label.endswith(("AM", "PM"))]
+    assert times and times[-1] in ("1:00 PM", "1:30 PM") and "2:00 PM" not in times
+    await chat.say("no, after 3pm")
+    times = [label for label in chat.labels if label.endswith(("AM", "PM"))]
+    assert times and times[0] == "3:00 PM" and all(t.endswith("PM") for t in times)
+
+
+async def test_times_near_a_wish_offer_no_later_times_that_would_loop(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann tomorrow at 7pm")  # after hours: the nearest are offered
+    assert chat.labels and "Later times" not in chat.labels
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
@@ -434,6 +451,15 @@ async def test_stop_and_start(manager: DialogueManager, db: Database) -> None:
     await chat.say("start")
     assert "Welcome back" in chat.text
     assert not (await conversation(db, chat.conversation_id)).opted_out
+
+
+async def test_start_during_a_hand_off_offers_no_menu_the_bot_would_ignore(manager: DialogueManager) -> None:
+    chat = Chat(manager, sender="+447700900998", channel="sms")
+    await chat.say("I want to talk to a person")
+    await chat.say("STOP")
+    await chat.say("START")
+    assert "A colleague has your conversation" in chat.text and chat.labels == []
+    assert await chat.say("1") == []  # still with the colleague
 
 
 async def test_rate_limit_sends_one_notice_then_recovers(manager: DialogueManager, clock: FrozenClock) -> None:
