@@ -44,7 +44,9 @@ def _in(scope: Scope, path: str) -> str:
 
 
 async def _page(request: web.Request, scope: Scope, name: str, title: str, **data: str) -> web.Response:
+    """Every page knows the business's zone: its times are shown on the business's clock."""
     charts = name in ("grade", "comparison", "charts")
+    data.setdefault("timezone", scope.business.timezone)
     return views.page(await shell(request, scope), name, title, charts=charts, **data)
 
 
@@ -89,7 +91,7 @@ async def charts(request: web.Request) -> web.Response:
 @routes.get("/dashboard/conversations")
 async def conversation_list(request: web.Request) -> web.Response:
     scope = await resolve(request)
-    return await _page(request, scope, "conversations", "Conversations", timezone=scope.business.timezone)
+    return await _page(request, scope, "conversations", "Conversations")
 
 
 async def _conversation(request: web.Request, scope: Scope) -> str:
@@ -121,7 +123,7 @@ async def handoff_one(request: web.Request) -> web.Response:
 async def booking_list(request: web.Request) -> web.Response:
     scope = await resolve(request)
     return await _page(
-        request, scope, "bookings", "Bookings", timezone=scope.business.timezone, currency=scope.business.currency
+        request, scope, "bookings", "Bookings", currency=scope.business.currency
     )
 
 

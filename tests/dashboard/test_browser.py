@@ -149,7 +149,8 @@ async def test_failed_deliveries_show_as_text_and_replay(
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             problems: list[str] = []
-            owner_ctx = await browser.new_context(timezone_id="UTC", locale="en-US")
+            # The owner's browser is in Tokyo; the business (and its filters) keep UTC's clock.
+            owner_ctx = await browser.new_context(timezone_id="Asia/Tokyo", locale="en-US")
             owner_ctx.set_default_timeout(STEP_MS)
             owner = await owner_ctx.new_page()
             owner.on("pageerror", lambda exc: problems.append(str(exc)))
@@ -162,6 +163,7 @@ async def test_failed_deliveries_show_as_text_and_replay(
             rows = owner.locator("#outbox tbody tr")
             await expect(rows).to_have_count(1)
             cells = rows.first.locator("td")
+            await expect(cells.nth(0)).to_have_text(re.compile(r"Mar 2, 2026.*08:00 AM UTC"))  # not 5 PM Tokyo
             await expect(cells.nth(2)).to_have_text("•••123")
             await expect(cells.nth(3)).to_have_text(XSS)  # the customer's name, as text
             await expect(cells.nth(5)).to_have_text("blocked")

@@ -73,10 +73,21 @@
 
   function failed(error) { setStatus(error.message, true); }
 
+  // An instant on the business's clock, with the zone's name: the filters and the bookings use
+  // that clock too, whatever the viewer's browser is set to.
+  var clock = null;
+  try {
+    clock = new Intl.DateTimeFormat(undefined, {
+      timeZone: root.dataset.timezone || undefined, year: "numeric", month: "short", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short"
+    });
+  } catch (e) { clock = null; }
+
   function when(iso) {
     if (!iso) { return ""; }
     var d = new Date(iso);
-    return isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+    if (isNaN(d.getTime())) { return String(iso); }
+    return clock ? clock.format(d) : d.toLocaleString();
   }
 
   // The local date-time in an ISO string with offset, as written (the business's wall clock).
