@@ -361,7 +361,8 @@ async def record_appointment(
     agent_id: str | None = None,
 ) -> None:
     """An appointment created (``before`` None) or moved to ``after``, in the transaction that
-    writes its history row. Counts live under the local day of the scheduled start. A new one is
+    writes its history row. States count under the local day of the scheduled start; a booking
+    made (``appt_booked``) under the day it was made, like the conversion it is. A new one is
     attributed to the agent and channel of the conversation that booked it, else to the booking it
     replaces, else to ``agent_id`` (an API booking that names its agent; channel "")."""
     tz = await zone_of(session, row.tenant_id)
@@ -392,8 +393,9 @@ async def record_appointment(
         )
         session.add(fact)
         deltas[f"appt_{after}"] = 1
-        if before is None and not row.rescheduled_from_id:
-            deltas["appt_booked"] = 1
+        if before is None and not row.rescheduled_from_id:  # a booking made: counted the day it was made
+            keys = _daily_keys(row.tenant_id, fact.agent_id, fact.channel, local_day(row.created_at, tz))
+            await bump(session, D, keys, {"appt_booked": 1})
     else:
         if fact.status == after:
             return
@@ -1361,15 +1363,14 @@ async def recompute(
         if step in STEP_COLUMNS:
             daily[(agent_id, channel, day)][STEP_COLUMNS[step]] += 1
     appointments = await session.execute(
-        select(t.InsightAppointment, t.Appointment.status, t.Appointment.rescheduled_from_id)
+        select(t.InsightAppointment, t.Appointment.status, t.Appointment.rescheduled_from_id, t.Appointment.created_at)
         .join(t.Appointment, t.Appointment.id == t.InsightAppointment.appointment_id)
         .where(t.InsightAppointment.tenant_id == tenant_id)
     )
-    for booked, status, moved_from in appointments.all():
-        d = daily[(booked.agent_id, booked.channel, booked.day)]
-        d[f"appt_{status}"] += 1
+    for booked, status, moved_from, created_at in appointments.all():
+        daily[(booked.agent_id, booked.channel, booked.day)][f"appt_{status}"] += 1
         if not moved_from:
-            d["appt_booked"] += 1
+            daily[(booked.agent_id, booked.channel, local_day(created_at, tz))]["appt_booked"] += 1
     for p in await session.scalars(select(t.Purchase).where(t.Purchase.tenant_id == tenant_id)):
         d = daily[(p.agent_id or "", p.channel or "", local_day(p.created_at, tz))]
         d["purchases"] += 1

@@ -78,8 +78,11 @@ async def test_a_chat_booking_is_recorded_once_in_the_same_transactions(
     assert row["messages_in"] + row["messages_out"] == messages
     assert row["ratings"] == 1 and row["rating_sum"] == 5 and row["positive_ratings"] == 1
     assert row["completed"] == 1 and row["step_booked"] == 1
-    # the appointment is counted under its own local day (tomorrow), attributed to the chat's agent
-    assert daily[(agent.id, "web", DAY + timedelta(days=1))] == {"appt_booked": 1, "appt_scheduled": 1}
+    # booked today (the day it was made, like the conversion); its state counts under its own
+    # local day (tomorrow); both attributed to the chat's agent
+    assert row["appt_booked"] == 1
+    assert daily[(agent.id, "web", DAY + timedelta(days=1))] == {"appt_scheduled": 1}
+    assert perf["businessMetrics"]["appointmentsBooked"] == 1
     assert fact.conversion_type == "appointment" and fact.conversion_value == 5000
     assert {i["intent"] for i in fact.intents} >= {"book_appointment"}
     assert perf["performanceGrade"] == "N/A"  # one conversation is below the minimum sample
