@@ -122,9 +122,7 @@ async def handoff_one(request: web.Request) -> web.Response:
 @routes.get("/dashboard/bookings")
 async def booking_list(request: web.Request) -> web.Response:
     scope = await resolve(request)
-    return await _page(
-        request, scope, "bookings", "Bookings", currency=scope.business.currency
-    )
+    return await _page(request, scope, "bookings", "Bookings", currency=scope.business.currency)
 
 
 @routes.get("/dashboard/outbox")

@@ -128,7 +128,7 @@ class Conversation:
         text = self.turn.text.strip().rstrip(".").lower()
         if self.state.get("step") == "staff" and means_anyone(text):
             return "staff:any"
-        if text.isdigit() and 1 <= int(text) <= len(offered) and self.state.get("step") not in ("phone",):
+        if text.isdigit() and 1 <= int(text) <= len(offered) and self.state.get("step") not in ("name", "phone"):
             return str(offered[int(text) - 1][0])
         for option_id, label in offered:
             if text and text == str(label).lower():
@@ -144,9 +144,8 @@ class Conversation:
             if self.state.get("flow") != "book":
                 self._start("book")
             want = self._want()  # "tomorrow afternoon", said before the service was asked, holds
-            if want.get("service") != value:
+            if want.get("service") != value:  # a person already named stays, if they do it
                 want["service"] = value
-                want.pop("staff", None)
                 self.state.pop("chosen", None)
                 self.state.pop("offers", None)
             await self._advance()
@@ -212,7 +211,8 @@ class Conversation:
         intent = reading.intent
         step = self.state.get("step")
         flow = self.state.get("flow")
-        if step == "name" and (reading.entities.get("name") or intent in ("inform", "unknown")):
+        named = step == "name" and (reading.entities.get("name") or intent in ("inform", "unknown"))
+        if named and not (_carries_values(reading) and not reading.entities.get("name")):  # not "make it 11am"
             name = str(reading.entities.get("name") or self.turn.text)
             if any(c.isalpha() for c in name):
                 self.desk.remember(name=name)
@@ -385,7 +385,10 @@ class Conversation:
                 return self._ask("staff", "ask.staff", options, service=svc.name)
             want["staff"] = "any"
         staff = None if want.get("staff") in (None, "any") else want["staff"]
-        if staff is not None and staff not in svc.staff:
+        if staff is not None and staff not in svc.staff:  # say so, then anyone who does it
+            named = (await self.desk.staff()).get(staff)
+            if named is not None:
+                self.reply.say("staff.not_for_service", person=named.name, service=svc.name)
             want["staff"] = "any"
             staff = None
         chosen = self._chosen_offer()

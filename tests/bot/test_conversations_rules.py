@@ -231,6 +231,32 @@ async def test_times_near_a_wish_offer_no_later_times_that_would_loop(manager: D
     assert chat.labels and "Later times" not in chat.labels
 
 
+async def test_the_person_named_before_the_service_is_kept(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("an appointment with Ann on Tuesday morning")
+    assert "Which service" in chat.text
+    await chat.tap("Check-up")
+    assert "Who would you like" not in chat.text and "Tue 3 Mar" in chat.text
+    other = Chat(manager, sender="visitor-class")
+    await other.say("book the class with Ann tomorrow")  # only Bob teaches it
+    assert "Ann doesn't do the Class, so I'll look at everyone who does." in other.text
+
+
+async def test_a_correction_while_the_name_is_asked_is_not_taken_for_the_name(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann tomorrow at 10am")
+    await chat.say("yes")
+    assert "What name" in chat.text
+    await chat.say("actually make it 11am")
+    assert "Shall I book the Check-up with Ann on Tue 3 Mar, 11:00 AM?" in chat.text
+    await chat.say("yes")
+    assert "What name" in chat.text
+    await chat.say("2")  # not an option number here, and not a name
+    assert "What name" in chat.text and "stopped" not in chat.text
+    await chat.say("Mia Wong")
+    assert "phone number" in chat.text
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
