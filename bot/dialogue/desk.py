@@ -304,12 +304,34 @@ class Desk:
         if last < first:
             raise InvalidInput("that range ends before it starts")
         last = min(last, first + timedelta(days=62))
+        slots = [s for s in await self._free(service, first, last, staff) if _within(s, self.zone, after, before)]
+        return self._offer(service, _closest(slots, near, limit), staff)
+
+    async def free_days(self, service: str, count: int, *, moving: str | None = None) -> list[date]:
+        """The next ``count`` days (local) with a free time for ``service``, for a day picker that
+        never offers a closed day; ``moving``: the ref of a booking being moved (its time is free)."""
+        exclude = (await self.find_mine(moving)).id if moving else None
+        today = self.clock().astimezone(self.zone).date()
+        days: list[date] = []
+        for slot in await self._free(service, today, today + timedelta(days=SEARCH_DAYS), None, exclude=exclude):
+            day = slot.start.astimezone(self.zone).date()
+            if day not in days:
+                days.append(day)
+                if len(days) == count:
+                    break
+        return days
+
+    async def _free(
+        self, service: str, first: date, last: date, staff: str | None, *, exclude: str | None = None
+    ) -> list[Slot]:
+        """Free slots from the local day ``first`` through ``last``, from now on."""
+        now = self.clock()
         start, end = day_bounds(first, last, self.zone)
         async with self.db.reading() as session:
-            sched = await schedules.load(session, self.party.tenant_id, service, start, end, now=now)
-        slots = sched.slots(start, end, now, staff)
-        slots = [s for s in slots if _within(s, self.zone, after, before)]
-        return self._offer(service, _closest(slots, near, limit), staff)
+            sched = await schedules.load(
+                session, self.party.tenant_id, service, start, end, exclude_appointment=exclude, now=now
+            )
+        return list(sched.slots(start, end, now, staff))
 
     async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
         self._note("service_selected", "book_appointment", service)
@@ -511,18 +533,11 @@ class Desk:
         self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
         self._note(service=target.service)
-        now = self.clock()
-        today = now.astimezone(self.zone).date()
+        today = self.clock().astimezone(self.zone).date()
         first = max(day or today, today)
         last = first if day else first + timedelta(days=SEARCH_DAYS)
-        start, end = day_bounds(first, last, self.zone)
-        async with self.db.reading() as session:
-            sched = await schedules.load(
-                session, self.party.tenant_id, target.service, start, end, exclude_appointment=target.id, now=now
-            )
-        slots = [
-            s for s in sched.slots(start, end, now) if s.start != target.start and _within(s, self.zone, after, before)
-        ]
+        free = await self._free(target.service, first, last, None, exclude=target.id)
+        slots = [s for s in free if s.start != target.start and _within(s, self.zone, after, before)]
         return self._offer(target.service, _closest(slots, near, limit), None)
 
     def handoff(self, reason: str) -> None:

@@ -415,7 +415,7 @@ class Conversation:
             )
             return await self._present(svc, _spread(offers, SHOWN), day=None)
         if day is None and wished_time is None and not want.get("part"):
-            return self._ask_day(svc)
+            return await self._ask_day(svc)
         near = None
         if day is not None and wished_time is not None:
             near = datetime.combine(day, wished_time, self.desk.zone)
@@ -494,16 +494,27 @@ class Conversation:
             before = time.fromisoformat(want["before"])
         return after, before
 
-    def _ask_day(self, svc: ServiceView) -> None:
+    async def _ask_day(self, svc: ServiceView) -> None:
+        days = await self.desk.free_days(svc.slug, 5)
+        if not days:
+            self._finish()
+            self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
+            return
+        self._ask(
+            "when", "ask.when", self._day_options(days), service=svc.name, duration=minutes_text(svc.duration_minutes)
+        )
+
+    def _day_options(self, days: list[date]) -> list[Option]:
+        """Only days with a free time: a closed day is never offered."""
         today = self.turn.now.astimezone(self.desk.zone).date()
-        options = [
-            Option(f"day:{today.isoformat()}", catalogue.text("option.today", self.locale)),
-            Option(f"day:{(today + timedelta(days=1)).isoformat()}", catalogue.text("option.tomorrow", self.locale)),
+        names = {today: "option.today", today + timedelta(days=1): "option.tomorrow"}
+        return [
+            Option(
+                f"day:{d.isoformat()}",
+                catalogue.text(names[d], self.locale) if d in names else day_text(d, self.locale),
+            )
+            for d in days
         ]
-        for n in range(2, 5):
-            d = today + timedelta(days=n)
-            options.append(Option(f"day:{d.isoformat()}", day_text(d, self.locale)))
-        self._ask("when", "ask.when", options, service=svc.name, duration=minutes_text(svc.duration_minutes))
 
     async def _on_yes_no(self, yes: bool) -> None:
         step = self.state.get("step")
@@ -637,14 +648,8 @@ class Conversation:
         wished = time.fromisoformat(want["time"]) if want.get("time") else None
         if day is None and not self.state.get("asked_when"):
             self.state["asked_when"] = True
-            options = [
-                Option(
-                    f"day:{(self.turn.now.astimezone(self.desk.zone).date() + timedelta(days=n))}",
-                    day_text(self.turn.now.astimezone(self.desk.zone).date() + timedelta(days=n), self.locale),
-                )
-                for n in range(0, 5)
-            ]
-            return self._ask("when", "ask.reschedule_when", options, **self._view_params(target))
+            days = await self.desk.free_days(target.service, 5, moving=target.ref)
+            return self._ask("when", "ask.reschedule_when", self._day_options(days), **self._view_params(target))
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
         after, before = self._limits(want)
         offers = await self.desk.reschedule_slots(

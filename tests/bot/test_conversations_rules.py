@@ -257,6 +257,18 @@ async def test_a_correction_while_the_name_is_asked_is_not_taken_for_the_name(ma
     assert "phone number" in chat.text
 
 
+async def test_day_pickers_offer_only_days_with_free_times(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("book a check-up with Ann")
+    assert "When would you like" in chat.text
+    # Monday 2 March 08:00: Friday 6 March is a holiday, the weekend is closed
+    assert chat.labels == ["Today", "Tomorrow", "Wed 4 Mar", "Thu 5 Mar", "Mon 9 Mar"]
+    await booked(Chat(manager, sender="visitor-move"))
+    mover = Chat(manager, sender="visitor-move")
+    await mover.say("can I reschedule?")
+    assert "Fri 6 Mar" not in mover.labels and "Sat 7 Mar" not in mover.labels and len(mover.labels) == 5
+
+
 async def test_corrections_mid_flow(manager: DialogueManager, db: Database) -> None:
     chat = Chat(manager)
     await chat.say("book a check-up tomorrow at 10am")
