@@ -167,6 +167,9 @@ async def test_failed_deliveries_show_as_text_and_replay(
             await expect(cells.nth(2)).to_have_text("•••123")
             await expect(cells.nth(3)).to_have_text(XSS)  # the customer's name, as text
             await expect(cells.nth(5)).to_have_text("blocked")
+            await owner.set_viewport_size({"width": 375, "height": 700})  # a phone: no sideways page
+            assert await owner.evaluate("document.documentElement.scrollWidth") <= 375
+            await owner.set_viewport_size({"width": 1280, "height": 800})
             assert await owner.locator("#outbox img, #outbox script").count() == 0
             assert await owner.evaluate("window.__xss") is None
             assert "4155550123" not in await owner.content()
