@@ -222,14 +222,18 @@
     var inbox = el("nav", { className: "inbox", "aria-label": "Escalated conversations" });
     var pane = el("section", { className: "pane", "aria-label": "Conversation" });
     content.appendChild(el("div", { className: "handoff" }, [inbox, pane]));
-    call("GET", "/dashboard/data/conversations", { status: "escalated" }).then(function (data) {
-      var list = el("ul", { id: "handoff-list" }, data.conversations.map(function (c) {
-        var a = link("/dashboard/handoff/" + encodeURIComponent(c.id), (c.customer || "(unknown)") + " · " + c.channel);
-        if (c.id === id) { a.setAttribute("aria-current", "page"); }
-        return el("li", null, [a, el("span", { className: "muted", text: " escalated " + when(c.escalatedAt) })]);
-      }));
-      inbox.appendChild(data.conversations.length ? list : el("p", { id: "handoff-empty", text: "Nobody is waiting for a person." }));
-    }).catch(failed);
+    function loadInbox() {  // again after a hand-back, so the list never shows it as waiting
+      return call("GET", "/dashboard/data/conversations", { status: "escalated" }).then(function (data) {
+        var list = el("ul", { id: "handoff-list" }, data.conversations.map(function (c) {
+          var a = link("/dashboard/handoff/" + encodeURIComponent(c.id), (c.customer || "(unknown)") + " · " + c.channel);
+          if (c.id === id) { a.setAttribute("aria-current", "page"); }
+          return el("li", null, [a, el("span", { className: "muted", text: " escalated " + when(c.escalatedAt) })]);
+        }));
+        clear(inbox);
+        inbox.appendChild(data.conversations.length ? list : el("p", { id: "handoff-empty", text: "Nobody is waiting for a person." }));
+      });
+    }
+    loadInbox().catch(failed);
     if (!id) { pane.appendChild(el("p", { text: "Pick a conversation to answer it." })); return; }
 
     var facts = el("div");
@@ -250,7 +254,7 @@
       release.disabled = true;
       call("POST", "/dashboard/data/conversations/" + encodeURIComponent(id) + "/release").then(function () {
         setStatus("Handed back to the bot.");
-        return t.load();
+        return Promise.all([t.load(), loadInbox()]);
       }).catch(failed).then(function () { release.disabled = false; });
     } } });
     pane.appendChild(facts);
