@@ -202,9 +202,10 @@ async def alternatives(request: web.Request) -> web.Response:
         appointment.service,
         appointment.start,
         ctx.clock(),
-        count=8,
+        count=9,
         exclude_appointment=appointment.id,
     )
+    slots = [s for s in slots if s.start != appointment.start][:8]  # its own time is no move
     tz = zone(scope.business.timezone)
     return json_response({"booking": appointment.id, "slots": [slot_json(s, tz) for s in slots]})
 

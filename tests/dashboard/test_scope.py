@@ -159,6 +159,9 @@ async def test_bookings_cancel_and_reschedule(dash: Dashboard, world: World) -> 
     await dash.login("owner@acme.test")
     status, alternatives = await dash.get(f"/dashboard/data/bookings/{world.bob_booking}/alternatives")
     assert status == 200 and alternatives["slots"]
+    _, listed = await dash.get("/dashboard/data/bookings", date_from="2026-03-01", date_to="2026-03-31")
+    (current,) = [b["start"] for b in listed["bookings"] if b["id"] == world.bob_booking]
+    assert current not in [s["start"] for s in alternatives["slots"]]  # its own time is not a move
     target = alternatives["slots"][0]["start"]
     status, moved = await dash.post(f"/dashboard/data/bookings/{world.bob_booking}/reschedule", {"start": target})
     assert status == 200 and moved["start"] == target and moved["rescheduled_from"] == world.bob_booking
