@@ -144,6 +144,9 @@ _ANYONE = re.compile(
 )
 
 
+_YES_EMOJI = re.compile("\\s*(?:\U0001f44d|\u2705|\U0001f44c|\u2714|\u2611)[\U0001f3fb-\U0001f3ff\ufe0f]*[\\s!.]*")
+
+
 def means_anyone(text: str) -> bool:
     """ "I don't mind", "anyone is fine", "whoever's free": no preference for who serves them."""
     return bool(_ANYONE.match(text.strip()))
@@ -248,7 +251,7 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
             r"^(?:yes|yeah|yea|yep|yup|ya|yah|yer|sure|ok|okay|okey|k|alright|all\s+right|correct|right|confirm\w*"
             r"|go\s+ahead|do\s+it|sounds\s+(?:good|great|perfect|fine)|perfect|great|fine|that\s+works"
             r"|good(?!\s+(?:morning|afternoon|evening|day|night|bye))"
-            r"|works\s+for\s+me|absolutely|definitely|certainly|of\s+course|please\s+do|exactly|indeed|👍"
+            r"|works\s+for\s+me|absolutely|definitely|certainly|of\s+course|please\s+do|exactly|indeed"
             r"|that'?s?\s+(?:right|correct|fine|good|great|perfect)|that\s+is\s+(?:right|correct|fine|good|perfect)"
             r"|this\s+(?:one|works)|that\s+one|i\s+agree|agreed|deal|cool|awesome|excellent|wonderful|lovely|nice)\b",
         ),
@@ -537,6 +540,8 @@ class Reader:
         raw = text.strip()
         entities: dict[str, Any] = {}
         raw = self._phones(raw, entities, expect)
+        if _YES_EMOJI.fullmatch(raw):  # normalising drops emoji: a lone 👍 is a yes
+            return self._reading("affirm", None, None, None, entities)
         s = normalise(raw)
 
         expected = self._expected(raw, s, expect, entities)
