@@ -433,9 +433,7 @@ class Conversation:
                     when=when_text(near, self.desk.business.timezone, self.desk.customer_zone, self.locale),
                 )
                 return await self._present(svc, offers, day=day, quiet=True)
-        whole_day = day is not None and wished_time is None and len(offers) > SHOWN
-        later = not whole_day and len(offers) > SHOWN
-        offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]  # never two weeks of afternoons
+        offers, later = _shortlist(offers, whole_day=day is not None and wished_time is None)
         if not offers:
             return await self._nothing_free(svc, staff, day, near)
         await self._present(svc, offers, day=day, later=later)
@@ -660,12 +658,12 @@ class Conversation:
             if exact:
                 self.state["chosen"] = exact[0].id
                 return await self._advance_reschedule()
-        whole_day = day is not None and wished is None and len(offers) > SHOWN
-        later = not whole_day and len(offers) > SHOWN
-        offers = _spread(offers, SHOWN) if whole_day else offers[:SHOWN]
+        offers, later = _shortlist(offers, whole_day=day is not None and wished is None)
         if not offers:  # the nearest free times around the wish instead
-            wished_at = near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), time(9))
-            nearest = await self.desk.reschedule_slots(target.ref, near=wished_at.replace(tzinfo=self.desk.zone))
+            on = day or self.turn.now.astimezone(self.desk.zone).date()
+            nearest = await self.desk.reschedule_slots(
+                target.ref, near=near or datetime.combine(on, time(9), self.desk.zone)
+            )
             if not nearest:
                 self._finish()
                 self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
@@ -881,6 +879,17 @@ def _carries_values(reading: Reading) -> bool:
 
 
 SHOWN = 6  # free times offered at once
+
+
+def _shortlist(offers: list[Offer], *, whole_day: bool) -> tuple[list[Offer], bool]:
+    """At most ``SHOWN`` of the offers, and whether there are later ones to page to: a whole day
+    is spread from its first time to its last (nothing later); otherwise the soonest, never two
+    weeks of afternoons."""
+    if len(offers) <= SHOWN:
+        return offers, False
+    if whole_day:
+        return _spread(offers, SHOWN), False
+    return offers[:SHOWN], True
 
 
 def _spread(offers: list[Offer], count: int) -> list[Offer]:
