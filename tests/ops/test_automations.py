@@ -188,6 +188,7 @@ async def test_jobs_run_through_a_real_apscheduler(sqlite_url: str, clock: Froze
             await asyncio.wait_for(arrived.wait(), timeout=10)
         finally:
             scheduler.stop()
+            await scheduler.drain()  # a job still running when the database closes never finishes
             stop_listening()
         texts = await system_messages(manager, booked.conversation_id)
         assert sum("Reminder" in x for x in texts) == 1
