@@ -51,8 +51,19 @@ log = logging.getLogger(__name__)
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "optout", "opt out", "quit", "end", "revoke"})
 START_WORDS = frozenset({"start", "unstop", "resume"})
 HISTORY_TURNS = 12
-# The conversation whose turn this task is running, and where that turn collects extra replies.
-_RUNNING: ContextVar[tuple[str, list[OutboundMessage]] | None] = ContextVar("frontdesk_running_turn", default=None)
+
+
+@dataclass
+class _Running:
+    """The conversation whose turn this task is running, and where that turn collects extra
+    replies; ``open`` ends with the turn (a task it started may outlive it)."""
+
+    conversation_id: str
+    extra: list[OutboundMessage]
+    open: bool = True
+
+
+_RUNNING: ContextVar[_Running | None] = ContextVar("frontdesk_running_turn", default=None)
 _RATING = re.compile(r"^\s*([1-5])\s*(?:/\s*5|stars?|⭐)?\s*[.!]?\s*$", re.IGNORECASE)
 
 
@@ -211,10 +222,12 @@ class DialogueManager:
                 turn = Turn(text, choice, now, inbound.seq, first, history)
                 # A push to this conversation from inside the turn (a refund notice while the desk
                 # cancels) joins the turn's replies; through the lock it would wait for this turn.
-                scope = _RUNNING.set((conversation_id, desk.outcomes.messages))
+                running = _Running(conversation_id, desk.outcomes.messages)
+                scope = _RUNNING.set(running)
                 try:
                     replies = await self._answer(turn, desk, state)
                 finally:
+                    running.open = False
                     _RUNNING.reset(scope)
             async with self.db.writing() as session:
                 conv = await _locked(session, conversation_id)
@@ -352,8 +365,8 @@ class DialogueManager:
         if author == "human":
             message = replace(message, purpose="human")
         running = _RUNNING.get()
-        if running is not None and running[0] == conversation_id:
-            running[1].append(message)  # said by the running turn, with its own replies
+        if running is not None and running.open and running.conversation_id == conversation_id:
+            running.extra.append(message)  # said by the running turn, with its own replies
             return None
         async with self.db.reading() as session:
             found = await session.get(t.Conversation, conversation_id)
