@@ -439,9 +439,7 @@ class Conversation:
         await self._present(svc, offers, day=day, later=later)
 
     async def _nothing_free(self, svc: ServiceView, staff: str | None, day: date | None, near: datetime | None) -> None:
-        wished = near or datetime.combine(
-            day or self.turn.now.astimezone(self.desk.zone).date(), time(9), self.desk.zone
-        )
+        wished = self._wished_at(day, near)
         alternatives = await self.desk.alternatives(svc.slug, wished, staff)
         if not alternatives and staff:
             alternatives = await self.desk.alternatives(svc.slug, wished, None)
@@ -449,9 +447,17 @@ class Conversation:
             self._want().pop("date", None)
             self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
             return
+        await self._present_nearest(svc, day, alternatives)
+
+    def _wished_at(self, day: date | None, near: datetime | None) -> datetime:
+        """The instant to look around when nothing is free: the wish, else 9:00 on the day (today)."""
+        return near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), time(9), self.desk.zone)
+
+    async def _present_nearest(self, svc: ServiceView, day: date | None, nearest: list[Offer]) -> None:
+        """ "Nothing is free {day}. The nearest free times:" and those times, each with its day."""
         label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
         self.reply.say("slot.none_that_day", day=label)
-        await self._present(svc, alternatives, day=None, quiet=True)
+        await self._present(svc, nearest, day=None, quiet=True)
 
     async def _present(
         self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = False
@@ -660,17 +666,12 @@ class Conversation:
                 return await self._advance_reschedule()
         offers, later = _shortlist(offers, whole_day=day is not None and wished is None)
         if not offers:  # the nearest free times around the wish instead
-            on = day or self.turn.now.astimezone(self.desk.zone).date()
-            nearest = await self.desk.reschedule_slots(
-                target.ref, near=near or datetime.combine(on, time(9), self.desk.zone)
-            )
+            nearest = await self.desk.reschedule_slots(target.ref, near=self._wished_at(day, near))
             if not nearest:
                 self._finish()
                 self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
                 return
-            label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
-            self.reply.say("slot.none_that_day", day=label)
-            return await self._present(svc, sorted(nearest[:3], key=lambda o: o.start), day=None, quiet=True)
+            return await self._present_nearest(svc, day, sorted(nearest[:3], key=lambda o: o.start))
         await self._present(svc, offers, day=day, later=later)
 
     async def _do_reschedule(self) -> None:
