@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.dialogue import catalogue
 from bot.dialogue.desk import Desk, Party, Payments
 from bot.dialogue.engine import Engine, Turn
+from bot.dialogue.reading import means_stop
 from bot.dialogue.replies import main_menu
 from bot.settings import Settings
 from channels.base import Option, OutboundMessage
@@ -270,7 +271,8 @@ class DialogueManager:
     ) -> list[OutboundMessage] | None:
         """Replies decided before any engine runs (``[]`` = stay silent), or None to let the engine answer."""
         word = incoming.keyword or " ".join(text.lower().split()).strip(".!")
-        if word == "stop" or word in STOP_WORDS:
+        # the keyword, or the same in words ("please stop messaging me"), on every channel alike
+        if word == "stop" or word in STOP_WORDS or (incoming.keyword is None and means_stop(text, conv.locale)):
             already = conv.opted_out and not rerun
             conv.opted_out = True
             return [] if already else [OutboundMessage(catalogue.text("optout.confirmed", conv.locale))]

@@ -144,7 +144,28 @@ _ANYONE = re.compile(
 )
 
 
+# Asking for no more messages in a sentence: the STOP keyword said in words. Only with the customer
+# (or the messages) as what is to stop, so "where do I stop my car" or "the bus stop" are not one.
+_OPT_OUT = (
+    r"\b(?:unsubscribe|opt\s?out|optout"
+    r"|(?:stop|quit|cease)\s+(?:messaging|texting|contacting|spamming|bothering|pestering|writing\s+to|sending)"
+    r"\s+(?:me|us)\b"
+    r"|(?:stop|quit|cease)\s+sending\s+(?:me\s+|us\s+)?(?:any\s+more\s+|more\s+)?(?:messages|texts|sms|reminders"
+    r"|notifications|these|them|this)"
+    r"|(?:don'?t|do\s+not|never)\s+(?:ever\s+)?(?:message|text|contact|sms|whatsapp|send|write\s+to)\s+(?:me|us)\b"
+    r"|no\s+more\s+(?:messages|texts|reminders|notifications)"
+    r"|(?:remove|take)\s+me\s+(?:off|from)\s+(?:your|the|this)\s+(?:\w+\s+)?(?:list|contacts?))\b"
+)
+
 _YES_EMOJI = re.compile("\\s*(?:\U0001f44d|\u2705|\U0001f44c|\u2714|\u2611)[\U0001f3fb-\U0001f3ff\ufe0f]*[\\s!.]*")
+
+
+def means_stop(text: str, locale: str = "en") -> bool:
+    """Whether a message asks for no more messages: the STOP keyword, or the same in a sentence
+    ("please stop messaging me", "don't text me again"), as the reading of its language says it."""
+    language = locale.replace("-", "_").split("_")[0].lower()
+    s = normalise(text)
+    return any(rule.intent == "stop" and rule.pattern.search(s) for rule in RULES.get(language, RULES["en"]))
 
 
 def means_anyone(text: str) -> bool:
@@ -155,10 +176,7 @@ def means_anyone(text: str) -> bool:
 RULES: Mapping[str, tuple[IntentRule, ...]] = {
     "en": _rules(
         ("stop", r"^(?:stop|stopall|unsubscribe|opt\s?out|quit)$"),
-        (
-            "stop",
-            r"\b(?:unsubscribe|opt\s?out|stop\s+(?:messaging|texting|sending|contacting)|don'?t\s+(?:message|text))\b",
-        ),
+        ("stop", _OPT_OUT),
         ("start", r"^(?:/?start|unstop|subscribe|resume|opt\s?in)$"),
         ("deny", _DONT_WANT),
         (

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.dialogue.reading import INTENTS, RULES, Named, Reader, reader_for
+from bot.dialogue.reading import INTENTS, RULES, Named, Reader, means_stop, reader_for
 from core.catalog import BusinessSpec
 
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -104,6 +104,27 @@ INTENT_CASES = [
 @pytest.mark.parametrize(("text", "intent"), INTENT_CASES)
 def test_intents(reader: Reader, text: str, intent: str) -> None:
     assert reader.read(text, WED).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        ("please stop messaging me", True),
+        ("stop sending me messages", True),
+        ("Don't text me again.", True),
+        ("do not contact us", True),
+        ("no more reminders please", True),
+        ("opt out", True),
+        ("where do I stop my car", False),
+        ("the bus stop", False),
+        ("I'll stop texting you now", False),
+        ("stop", True),
+        ("non-stop service?", False),
+    ],
+)
+def test_asking_for_no_more_messages(reader: Reader, text: str, stop: bool) -> None:
+    assert means_stop(text) is stop
+    assert (reader.read(text, WED).intent == "stop") is stop  # the reading and the gatekeeper agree
 
 
 def test_every_rule_names_a_known_intent() -> None:
