@@ -31,6 +31,7 @@ class BusinessInfo:
     week_start: int
     hours: dict[str, Any]
     info: dict[str, Any]
+    catalog_version: int = 0  # changes with every write to the business's services or staff
 
 
 def _info(row: t.Business) -> BusinessInfo:
@@ -44,6 +45,7 @@ def _info(row: t.Business) -> BusinessInfo:
         row.week_start,
         dict(row.hours),
         dict(row.info),
+        row.catalog_version,
     )
 
 

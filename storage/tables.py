@@ -26,8 +26,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     text,
+    update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -80,6 +83,9 @@ class Business(Base):
     hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
     info: Mapped[dict[str, Any]] = mapped_column(default=dict)  # address, phone, faq
     created_at: Mapped[datetime]
+    # Bumped in the same transaction as every change to the business's services or staff (the
+    # mapper events below), so a process may keep them in memory while this number is unchanged.
+    catalog_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Agent(Base):
@@ -136,6 +142,20 @@ class Service(Base):
     refund_partial_percent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     staff_slugs: Mapped[list[Any]] = mapped_column(default=list)  # ordered; resolved against staff
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+def _catalog_changed(_mapper: Any, connection: Connection, target: Staff | Service) -> None:
+    """A service or staff row was written: its business's catalogue is a new version."""
+    connection.execute(
+        update(Business)
+        .where(Business.id == target.tenant_id)
+        .values(catalog_version=Business.catalog_version + 1)
+    )
+
+
+for _catalogued in (Staff, Service):
+    for _when in ("after_insert", "after_update", "after_delete"):
+        event.listen(_catalogued, _when, _catalog_changed)
 
 
 class Holiday(Base):

@@ -170,6 +170,21 @@ class Outcomes:
     services: list[str] = field(default_factory=list)  # slugs asked about, looked up or acted on (tags)
 
 
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """A business's active services and staff as one version of its catalogue."""
+
+    version: int
+    currency: str
+    services: list[ServiceView]
+    staff: dict[str, StaffView]
+
+
+# Per process, the latest catalogue read of each business (tenant id → catalogue). A turn reuses it
+# while the business row it read in its own transaction still carries the same version.
+Catalogues = dict[str, Catalogue]
+
+
 def ref_of(appointment_id: str) -> str:
     return appointment_id.replace("-", "")[:6].upper()
 
@@ -185,8 +200,10 @@ class Desk:
         *,
         payments: Payments | None = None,
         hold_minutes: int = 15,
+        catalogues: Catalogues | None = None,
     ) -> None:
         self.db = db
+        self.catalogues = {} if catalogues is None else catalogues
         self.payments = payments  # None: prices are paid on the day
         self.hold_minutes = hold_minutes
         self.party = party
@@ -194,8 +211,6 @@ class Desk:
         self.state = state  # the conversation's persisted state; offers and "mine" live here
         self.clock = clock
         self.outcomes = Outcomes()
-        self._services: list[ServiceView] | None = None
-        self._staff: dict[str, StaffView] | None = None
 
     # ----- reading the catalogue -------------------------------------------------------------
     @property
@@ -210,37 +225,48 @@ class Desk:
     def customer_zone(self) -> str | None:
         return self.party.timezone
 
-    async def _catalogue(self) -> tuple[list[ServiceView], dict[str, StaffView]]:
-        """The business's active services and staff, read together once per turn."""
-        if self._services is None or self._staff is None:
-            async with self.db.reading() as session:
-                services = await session.scalars(
-                    select(t.Service)
-                    .where(t.Service.tenant_id == self.party.tenant_id, t.Service.active)
-                    .order_by(t.Service.name)
-                )
-                self._services = [
+    async def _catalogue(self) -> Catalogue:
+        """The business's active services and staff: this process's copy while the version the
+        turn read with the business row is current, else read afresh (and kept)."""
+        business = self.business
+        known = self.catalogues.get(business.id)
+        if known is not None and (known.version, known.currency) == (business.catalog_version, business.currency):
+            return known
+        async with self.db.reading() as session:
+            services = await session.scalars(
+                select(t.Service)
+                .where(t.Service.tenant_id == self.party.tenant_id, t.Service.active)
+                .order_by(t.Service.name)
+            )
+            staff = await session.scalars(
+                select(t.Staff).where(t.Staff.tenant_id == self.party.tenant_id, t.Staff.active)
+            )
+            # Read after the turn's business row: at least as new as its version, never older.
+            read = Catalogue(
+                business.catalog_version,
+                business.currency,
+                [
                     ServiceView(
                         r.slug,
                         r.name,
                         r.description,
                         r.duration_minutes,
                         r.price,
-                        self.business.currency,
+                        business.currency,
                         tuple(r.staff_slugs),
                         r.cancel_notice_hours,
                         r.reschedule_notice_hours,
                     )
                     for r in services
-                ]
-                staff = await session.scalars(
-                    select(t.Staff).where(t.Staff.tenant_id == self.party.tenant_id, t.Staff.active)
-                )
-                self._staff = {r.slug: StaffView(r.slug, r.name) for r in staff if r.kind == "person"}
-        return self._services, self._staff
+                ],
+                {r.slug: StaffView(r.slug, r.name) for r in staff if r.kind == "person"},
+            )
+        if known is None or known.version <= read.version:
+            self.catalogues[business.id] = read
+        return read
 
     async def services(self) -> list[ServiceView]:
-        return (await self._catalogue())[0]
+        return (await self._catalogue()).services
 
     async def service(self, slug: str) -> ServiceView:
         for svc in await self.services():
@@ -249,7 +275,7 @@ class Desk:
         raise NotFound(f"no service {slug!r}")
 
     async def staff(self) -> dict[str, StaffView]:
-        return (await self._catalogue())[1]
+        return (await self._catalogue()).staff
 
     async def staff_for(self, service: str) -> list[StaffView]:
         everyone = await self.staff()

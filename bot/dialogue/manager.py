@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogue import catalogue
-from bot.dialogue.desk import Desk, Party, Payments
+from bot.dialogue.desk import Catalogues, Desk, Party, Payments
 from bot.dialogue.engine import Engine, Turn
 from bot.dialogue.reading import means_stop
 from bot.dialogue.replies import main_menu
@@ -142,6 +142,7 @@ class DialogueManager:
         self.fallback = fallback  # answers when the main engine is over budget or down (rules behind claude)
         self.payments = payments  # None: prices are paid on the day
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._catalogues: Catalogues = {}  # services and staff per business, checked by version each turn
         self._listeners: dict[str, set[Listener]] = {}
         self.on_outbox: Callable[[], None] = lambda: None  # wakes this process's outbox relay
 
@@ -184,15 +185,13 @@ class DialogueManager:
                     text, choice = await self._numbered_choice(session, conv.id, text)
                 business = await business_by_id(session, conv.tenant_id)
                 insights.know_zone(session, business.id, business.timezone)
-                inbound = await self._inbound(session, conv, incoming, text, choice, now)
-                rerun = inbound is None
-                if inbound is None:  # a turn that died half-way is run again on the same message
-                    inbound = await self._by_key(session, conv.id, incoming.key or "")
-                    if inbound is None:
-                        raise RuntimeError("the stored message of a re-run turn vanished")
+                # A turn that died half-way is run again on the message its first run stored.
+                earlier = await self._by_key(session, conv.id, incoming.key) if incoming.key else None
                 if incoming.timezone and not conv.timezone:
                     conv.timezone = _zone_or_none(incoming.timezone)
-                early = self._gatekeeper(conv, incoming, text, now, business.name, rerun=rerun)
+                early = self._gatekeeper(conv, incoming, text, now, business.name, rerun=earlier is not None)
+                # after the gatekeeper: its changes to the conversation go out in the same UPDATE
+                inbound = earlier or await self._inbound(session, conv, incoming, text, choice, now)
                 state = dict(conv.state or {})
                 party = Party(
                     conv.tenant_id,
@@ -219,6 +218,7 @@ class DialogueManager:
                     self.clock,
                     payments=self.payments,
                     hold_minutes=self.settings.payments.hold_minutes,
+                    catalogues=self._catalogues,
                 )
                 turn = Turn(text, choice, now, inbound.seq, first, history)
                 # A push to this conversation from inside the turn (a refund notice while the desk
@@ -533,10 +533,8 @@ class DialogueManager:
         text: str,
         choice: str | None,
         now: datetime,
-    ) -> StoredMessage | None:
-        """Store the customer's message, or None when this key was stored by an earlier, unfinished run."""
-        if incoming.key is not None and await self._by_key(session, conv.id, incoming.key) is not None:
-            return None
+    ) -> StoredMessage:
+        """Store the customer's message."""
         return await self._append(
             session,
             conv,
