@@ -14,8 +14,11 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogue.manager import DialogueManager, Incoming
 from bot.faults import Faults
@@ -27,6 +30,13 @@ from storage import tables as t
 from storage.engine import Database, is_contention
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Following:
+    """The row claimed in the transaction that closed the one before (None: the lease was let go)."""
+
+    item: inbox.Item | None = None
 
 
 class InboxWorker:
@@ -104,26 +114,25 @@ class InboxWorker:
         async with self._slots:
             seconds = self.settings.lease_seconds
             heartbeat: asyncio.Task[None] | None = None
-            holding = False  # the last claim took the lease and left it held
+            item: inbox.Item | None = None  # claimed, so the conversation's lease is held
             try:
-                while True:
-                    self.faults.crash_if("before_claim")
-                    # None: another worker (maybe another process) runs this conversation, or it
-                    # has nothing left and the claim released the lease.
-                    item = await inbox.claim_next(self.db, key, self.holder, self.clock(), seconds)
-                    holding = item is not None
-                    if item is None:
-                        return
+                self.faults.crash_if("before_claim")
+                # None: another worker (maybe another process) runs this conversation, or it has
+                # nothing left and the claim released the lease.
+                item = await inbox.claim_next(self.db, key, self.holder, self.clock(), seconds)
+                while item is not None:
                     if heartbeat is None:
                         heartbeat = asyncio.create_task(self._heartbeat(key, seconds))
-                    if not await self._process(item):
+                    following = await self._process(item, key)
+                    if following is None:
                         return  # leave the rest of this conversation for a later pass, in order
+                    item = following.item
             finally:
                 if heartbeat is not None:
                     heartbeat.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await heartbeat
-                if holding:
+                if item is not None:
                     with contextlib.suppress(Exception):
                         await inbox.drop_lease(self.db, key, self.holder)
 
@@ -137,22 +146,30 @@ class InboxWorker:
             except Exception as exc:
                 log.warning("inbox lease renewal failed: %s", type(exc).__name__)
 
-    async def _process(self, item: inbox.Item) -> bool:
-        """Run one row; False when it must be retried later (the conversation then waits)."""
+    async def _process(self, item: inbox.Item, key: inbox.ConversationKey) -> _Following | None:
+        """Run one row: the conversation's next row, claimed as this one closed, or None when this
+        one must be retried later (the conversation then waits)."""
         now = self.clock()
+        following = _Following()
+
+        async def close(session: AsyncSession, state: str = "done", error: str = "") -> None:
+            """In the transaction that did the row's work: close it and claim the next one."""
+            await inbox.finish(session, item.id, self.clock(), state=state, error=error)
+            following.item = await inbox.claim(session, key, self.holder, self.clock(), self.settings.lease_seconds)
+
         if item.attempts > self.settings.max_attempts:
             async with self.db.writing() as session:
-                await inbox.finish(session, item.id, now, state="failed", error="too many attempts")
+                await close(session, state="failed", error="too many attempts")
             self.metrics.turns.labels(item.channel, "failed").inc()
             log.error("inbox row %s failed %d times; set aside", item.id, item.attempts - 1)
-            return True
+            return following
         try:
             if item.kind == "status":
                 async with self.db.writing() as session:
                     await inbox.apply_status(session, item.tenant_id, item.event, now)
-                    await inbox.finish(session, item.id, now)
+                    await close(session)
             else:
-                await self.dialogue.handle(await self._incoming(item, now))
+                await self.dialogue.handle(await self._incoming(item, now, close))
                 self.faults.crash_if("after_turn_commit")
         except Exception as exc:
             log.warning("inbox row %s: turn failed (%s); retried later", item.id, type(exc).__name__, exc_info=exc)
@@ -165,7 +182,7 @@ class InboxWorker:
                     row.claimed_by = None
                     row.lease_until = now + timedelta(seconds=min(60.0, 2.0**item.attempts))
                     row.last_error = type(exc).__name__[:255]
-            return False
+            return None
         self.metrics.turns.labels(item.channel, item.kind).inc()
         adapter = self.routing.adapter(item.agent_id, item.channel)
         if adapter is not None and item.kind == "choice":
@@ -173,9 +190,11 @@ class InboxWorker:
                 await adapter.acknowledge(item.event)
             except Exception as exc:  # the spinner on the customer's button; nothing is lost
                 log.info("acknowledge on %s failed: %s", item.channel, type(exc).__name__)
-        return True
+        return following
 
-    async def _incoming(self, item: inbox.Item, now: datetime) -> Incoming:
+    async def _incoming(
+        self, item: inbox.Item, now: datetime, close: Callable[[AsyncSession], Awaitable[None]]
+    ) -> Incoming:
         event = item.event
         adapter = self.routing.adapter(item.agent_id, item.channel)
         stale_before = now - timedelta(minutes=self.settings.stale_after_minutes)
@@ -189,7 +208,7 @@ class InboxWorker:
             provider_message_id=event.provider_message_id,
             sender_name=event.sender_name,
             key=f"inbox:{item.id}",
-            inbox_id=item.id,
+            on_commit=close,
             numbered=adapter is not None and adapter.capabilities.max_buttons == 0,
             keyword=keyword,
             unsupported=event.kind == "unsupported",

@@ -258,42 +258,48 @@ async def _release(session: AsyncSession, key: ConversationKey, holder: str) -> 
 
 
 async def claim_next(db: Database, key: ConversationKey, holder: str, now: datetime, seconds: float) -> Item | None:
-    """Take (or renew) the conversation's lease and claim its next row in provider order, marked
-    processing by ``holder``, in one transaction. None when another worker holds the conversation,
-    or when nothing is left: then the lease is released in that same transaction. While ``holder``
-    holds the lease no other worker claims rows of this conversation."""
+    """:func:`claim` in a transaction of its own."""
     async with db.writing() as session:
-        if not await _take_lease(session, key, holder, now, seconds):
-            return None
-        row = await session.scalar(
-            select(t.InboxItem)
-            .where(
-                t.InboxItem.agent_id == key.agent_id,
-                t.InboxItem.channel == key.channel,
-                t.InboxItem.sender == key.sender,
-                or_(_claimable(now), and_(t.InboxItem.state == "processing", t.InboxItem.claimed_by == holder)),
-            )
-            .order_by(t.InboxItem.order, t.InboxItem.id)
-            .limit(1)
+        return await claim(session, key, holder, now, seconds)
+
+
+async def claim(session: AsyncSession, key: ConversationKey, holder: str, now: datetime, seconds: float) -> Item | None:
+    """Take (or renew) the conversation's lease and claim its next row in provider order, marked
+    processing by ``holder``. None when another worker holds the conversation, or when nothing is
+    left: then the lease is released in this same transaction. While ``holder`` holds the lease no
+    other worker claims rows of this conversation. Run inside the transaction that finishes the
+    previous row, the next one is claimed as that row's turn commits."""
+    if not await _take_lease(session, key, holder, now, seconds):
+        return None
+    row = await session.scalar(
+        select(t.InboxItem)
+        .where(
+            t.InboxItem.agent_id == key.agent_id,
+            t.InboxItem.channel == key.channel,
+            t.InboxItem.sender == key.sender,
+            or_(_claimable(now), and_(t.InboxItem.state == "processing", t.InboxItem.claimed_by == holder)),
         )
-        if row is None:
-            await _release(session, key, holder)
-            return None
-        row.state = "processing"
-        row.claimed_by = holder
-        row.lease_until = now + timedelta(seconds=seconds)
-        row.attempts += 1
-        return Item(
-            row.id,
-            row.tenant_id,
-            row.agent_id,
-            row.channel,
-            row.sender,
-            row.kind,
-            event_from_json(row.event),
-            row.attempts,
-            row.received_at,
-        )
+        .order_by(t.InboxItem.order, t.InboxItem.id)
+        .limit(1)
+    )
+    if row is None:
+        await _release(session, key, holder)
+        return None
+    row.state = "processing"
+    row.claimed_by = holder
+    row.lease_until = now + timedelta(seconds=seconds)
+    row.attempts += 1
+    return Item(
+        row.id,
+        row.tenant_id,
+        row.agent_id,
+        row.channel,
+        row.sender,
+        row.kind,
+        event_from_json(row.event),
+        row.attempts,
+        row.received_at,
+    )
 
 
 async def finish(session: AsyncSession, item_id: int, now: datetime, state: str = "done", error: str = "") -> None:

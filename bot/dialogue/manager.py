@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -41,7 +41,7 @@ from core.booking import Status
 from core.errors import InvalidInput, NotFound
 from core.phones import PHONE_CHANNELS
 from core.timezones import canonical_zone_name
-from storage import inbox, insights, outbox
+from storage import insights, outbox
 from storage import tables as t
 from storage.catalog import agent_by_slug, business_by_id
 from storage.engine import Database
@@ -80,7 +80,8 @@ class Incoming:
     timezone: str | None = None  # the customer's zone when the channel knows it
     locale: str | None = None
     key: str | None = None  # idempotency of the inbound message (``inbox:<id>``): a re-run turn reuses it
-    inbox_id: int | None = None  # closed in the transaction that stores the replies
+    # Run in the transaction that stores the replies (the inbox worker closes its row there).
+    on_commit: Callable[[AsyncSession], Awaitable[None]] | None = None
     numbered: bool = False  # the channel shows options as numbered lines: a bare "2" picks the second
     keyword: str | None = None  # stop | start | help, when the provider already classified the message
     unsupported: bool = False  # media, stickers...: the customer gets a "text only" answer
@@ -240,8 +241,8 @@ class DialogueManager:
                             session, conv, "out", "bot", reply.text, reply.to_payload(), self.clock(), response_from=now
                         )
                     )
-                if incoming.inbox_id is not None:
-                    await inbox.finish(session, incoming.inbox_id, self.clock())
+                if incoming.on_commit is not None:
+                    await incoming.on_commit(session)
                 if desk is not None:
                     customer_id = desk.state.get("customer_id")
                     if customer_id and conv.customer_id != customer_id:

@@ -68,12 +68,18 @@ async def test_r02_redelivery_after_the_reply_and_after_a_restart_changes_nothin
 async def test_a_conversation_runs_its_messages_in_order(harness: Harness) -> None:
     for i, text in enumerate(["book a check-up", "tomorrow", "hours?"]):
         assert await harness.post(wa_text(f"wamid.order{i}", text, ts=1772438400 + i)) == 200
-    await harness.work()
+    assert await harness.post(wa_status("wamid.unknown", "read")) == 200  # a status row between them
+    # One pass runs the whole conversation: each row's transaction claims the next one.
+    assert await harness.pipeline.worker.run_once() == 1
     async with harness.db.reading() as session:
         inbound = list(
             await session.scalars(select(t.Message.text).where(t.Message.direction == "in").order_by(t.Message.seq))
         )
+        states = list(await session.scalars(select(t.InboxItem.state)))
+        leases = list(await session.scalars(select(t.ConversationLease.holder)))
     assert inbound == ["book a check-up", "tomorrow", "hours?"]
+    assert states == ["done"] * 4
+    assert leases == [None], "the last row's transaction let the conversation go"
 
 
 async def test_r12_r13_wrong_or_missing_signature_stores_nothing(
