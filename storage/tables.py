@@ -147,9 +147,7 @@ class Service(Base):
 def _catalog_changed(_mapper: Any, connection: Connection, target: Staff | Service) -> None:
     """A service or staff row was written: its business's catalogue is a new version."""
     connection.execute(
-        update(Business)
-        .where(Business.id == target.tenant_id)
-        .values(catalog_version=Business.catalog_version + 1)
+        update(Business).where(Business.id == target.tenant_id).values(catalog_version=Business.catalog_version + 1)
     )
 
 
