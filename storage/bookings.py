@@ -239,6 +239,11 @@ async def _create_in(
     else:
         chosen = [await _allocate_first_free(session, tenant_id, appointment, sched, slot, order)]
     appointment.staff_id = sched.staff_ids[chosen[0]]
+    # After the seats: a second seat in the same class is refused as that, more precisely.
+    if await _overlaps(
+        session, tenant_id, customer_id, slot.start, slot.end, (appointment.id, *_ids(rescheduled_from))
+    ):
+        raise Conflict("you already have another booking at that time", code="overlapping_booking")
     details: dict[str, object] = {}
     if rescheduled_from:
         details["rescheduled_from"] = rescheduled_from.id
@@ -261,6 +266,34 @@ async def _create_in(
         session, appointment, None, status.value, now, conversation_id=req.conversation_id, agent_id=req.agent_id
     )
     return (await _views(session, [appointment]))[0]
+
+
+async def _overlaps(
+    session: AsyncSession, tenant_id: str, customer_id: str, start: datetime, end: datetime, exclude: Sequence[str]
+) -> bool:
+    """Whether the customer has another active booking with this business over ``start``-``end``,
+    whatever the service (cancelled or moved ones do not count): one customer is in one place at a
+    time. Every way of booking or moving asks, inside its write transaction."""
+    # PostgreSQL: the customer's row is locked so two bookings of theirs at once take turns (SQLite's
+    # write transaction is already the only one).
+    await session.execute(select(t.Customer.id).where(t.Customer.id == customer_id).with_for_update())
+    clash = await session.scalar(
+        select(t.Appointment.id)
+        .where(
+            t.Appointment.tenant_id == tenant_id,
+            t.Appointment.customer_id == customer_id,
+            t.Appointment.status.in_([s.value for s in ACTIVE]),
+            t.Appointment.starts_at < end,
+            t.Appointment.ends_at > start,
+            t.Appointment.id.notin_(list(exclude)),
+        )
+        .limit(1)
+    )
+    return clash is not None
+
+
+def _ids(row: t.Appointment | None) -> tuple[str, ...]:
+    return (row.id,) if row is not None else ()
 
 
 async def _allocate(
@@ -772,6 +805,8 @@ async def _retake(session: AsyncSession, row: t.Appointment, now: datetime) -> b
             ]
             if not offered:
                 return False
+            if await _overlaps(session, row.tenant_id, row.customer_id, row.starts_at, row.ends_at, (row.id,)):
+                return False  # what they booked since the hold lapsed stands: the late payment is refunded
             slot = offered[0]
             # The old links point at released allocations; the slot is taken afresh below.
             await session.execute(

@@ -484,6 +484,39 @@ async def test_same_customer_twice_in_a_class_is_already_booked(api: Api) -> Non
     assert len(listed["bookings"]) == 1
 
 
+# --- one customer, one place at a time ----------------------------------------------------------------
+
+
+async def test_an_overlapping_booking_of_the_same_customer_is_409_whatever_the_service(api: Api) -> None:
+    first = await book(api, at("10:00"), staff="bob")  # a check-up with Bob, 10:00-10:30
+    # Ann (and the room) are free at each of these times, the surgery (an hour) only half over it: the customer is not
+    for service, start, staff in (("solo", "10:00", None), ("surgery", "10:00", None), ("checkup", "10:00", "ann")):
+        status, data = await api.post("/api/bookings", booking_body(at(start), service=service, staff=staff))
+        assert status == 409, (service, data)
+        assert data["code"] == "overlapping_booking", data
+        assert data["error"] == "you already have another booking at that time"
+    assert await count_rows(api, t.Appointment) == 1  # nothing of the refused ones was kept
+    # back to back is fine, and so is someone else at the same time
+    await book(api, at("10:30"), service="solo")
+    await book(api, at("10:00"), service="solo", phone=PHONES[1])
+    # a cancelled booking does not count
+    status, _ = await api.post(f"/api/bookings/{first['id']}/cancel", {"reason": "changed plans"})
+    assert status == 200
+    await book(api, at("10:00"), staff="bob")
+
+
+async def test_a_move_onto_another_booking_of_the_same_customer_is_409_and_changes_nothing(api: Api) -> None:
+    checkup = await book(api, at("10:00"), staff="bob")
+    solo = await book(api, at("11:00"), service="solo")  # with Ann, who is free at 10:00
+    status, data = await api.post(f"/api/bookings/{solo['id']}/reschedule", {"start": at("10:00")})
+    assert status == 409 and data["code"] == "overlapping_booking", data
+    status, unchanged = await api.get(f"/api/bookings/{solo['id']}")
+    assert unchanged["status"] == "scheduled" and unchanged["start"] == at("11:00")
+    # moving the other one up to it is fine
+    status, moved = await api.post(f"/api/bookings/{checkup['id']}/reschedule", {"start": at("10:30")})
+    assert status == 200, moved
+
+
 # --- #27 collective ----------------------------------------------------------------------------------
 
 

@@ -150,6 +150,20 @@ async def test_late_payment_with_the_slot_free_is_confirmed_through_the_same_rul
         assert (await bookings.confirm_payment(h.db, h.tenant, held.id, clock())).result == "refund"
 
 
+async def test_late_payment_is_refunded_when_the_customer_has_booked_that_time_since(
+    sqlite_url: str, clock: FrozenClock
+) -> None:
+    async with harness(sqlite_url, clock) as h:
+        held = await h.hold()  # the consultation with Ann, at SLOT
+        clock.advance(minutes=30)
+        await bookings.expire_holds(h.db, clock())
+        since = await h.hold(service="class")  # the same customer, Bob's class at the same time
+        assert SLOT in await free_starts(h)  # Ann is still free: only the customer is not
+        outcome = await bookings.confirm_payment(h.db, h.tenant, held.id, clock())
+        assert (outcome.result, outcome.appointment.status) == ("refund", Status.CANCELLED)
+        assert await h.status(since.id) == "scheduled"
+
+
 async def test_late_payment_for_a_slot_already_begun_is_refunded(sqlite_url: str, clock: FrozenClock) -> None:
     async with harness(sqlite_url, clock) as h:
         held = await h.hold()
