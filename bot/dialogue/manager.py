@@ -43,7 +43,7 @@ from core.phones import PHONE_CHANNELS
 from core.timezones import canonical_zone_name
 from storage import insights, outbox
 from storage import tables as t
-from storage.catalog import agent_by_slug, business_by_id
+from storage.catalog import AgentInfo, agent_by_slug, business_by_id
 from storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ class DialogueManager:
         self.fallback = fallback  # answers when the main engine is over budget or down (rules behind claude)
         self.payments = payments  # None: prices are paid on the day
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._agents: dict[str, AgentInfo] = {}  # by slug
         self._catalogues: Catalogues = {}  # services and staff per business, checked by version each turn
         self._listeners: dict[str, set[Listener]] = {}
         self.on_outbox: Callable[[], None] = lambda: None  # wakes this process's outbox relay
@@ -409,7 +410,7 @@ class DialogueManager:
     async def welcome(self, agent: str, locale: str | None = None) -> StoredMessage:
         """The greeting a new visitor sees before writing anything (seq 0: shown, not stored)."""
         async with self.db.reading() as session:
-            info = await agent_by_slug(session, agent)
+            info = await self._agent(session, agent)
             business = await business_by_id(session, info.tenant_id)
         lang = locale or business.locale
         greeting = OutboundMessage(catalogue.text("greet", lang, business=business.name), main_menu(lang))
@@ -417,7 +418,7 @@ class DialogueManager:
 
     async def conversation_for(self, agent: str, channel: str, sender: str) -> str | None:
         async with self.db.reading() as session:
-            info = await agent_by_slug(session, agent)
+            info = await self._agent(session, agent)
             return await session.scalar(
                 select(t.Conversation.id).where(
                     t.Conversation.agent_id == info.id,
@@ -437,8 +438,16 @@ class DialogueManager:
             return [_stored(r) for r in rows]
 
     # ----- storage helpers -------------------------------------------------------------------
+    async def _agent(self, session: AsyncSession, slug: str) -> AgentInfo:
+        """The agent named ``slug``: its id and business never change (nothing deletes agents,
+        and a slug cannot move to another business), so each process looks it up once."""
+        agent = self._agents.get(slug)
+        if agent is None:
+            agent = self._agents[slug] = await agent_by_slug(session, slug)
+        return agent
+
     async def _conversation(self, session: AsyncSession, incoming: Incoming, now: datetime) -> t.Conversation:
-        agent = await agent_by_slug(session, incoming.agent)
+        agent = await self._agent(session, incoming.agent)
         query = select(t.Conversation).where(
             t.Conversation.agent_id == agent.id,
             t.Conversation.channel == incoming.channel,
