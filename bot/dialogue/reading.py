@@ -54,7 +54,7 @@ INTENTS = (
 ANSWERS = frozenset({"inform", "affirm", "deny", "unknown"})
 EXPECTS = ("name", "phone", "rating", "number", "time")
 SLOTS = frozenset(
-    ("date", "time", "date_range", "part_of_day", "service", "staff", "phone", "name", "number", "rating")
+    ("date", "time", "date_range", "part_of_day", "service", "staff", "phone", "name", "number", "rating", "ref")
 )
 
 
@@ -187,10 +187,12 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
         ),
         (
             "reschedule",
-            r"\b(?:reschedul\w*|re-?book|move\s+(?:my|the|it|this|our)\b|change\s+(?:my|the|our)\s+(?:appointment|booking"
+            r"\b(?:reschedul\w*|re-?book|move\s+(?:my|the|it|this|our|booking|appointment|appt|reservation)\b"
+            r"|change\s+(?:my|the|our)\s+(?:appointment|booking"
             r"|reservation|time|date|slot)|postpone|push\s+(?:it|my\s+\w+|the\s+\w+)\s+back|bring\s+(?:it|my\s+\w+)"
             r"\s+forward)\b",
         ),
+        ("reschedule", r"\b(?:move|shift|change|switch|push)\b", "ref"),  # "move 3F9A1C to Friday"
         (
             "cancel",
             r"\b(?:cancel\w*|call\s+off|can'?t\s+make\s+it|cannot\s+make\s+it|won'?t\s+(?:be\s+able\s+to\s+)?"
@@ -558,6 +560,7 @@ class Reader:
         raw = text.strip()
         entities: dict[str, Any] = {}
         raw = self._phones(raw, entities, expect)
+        raw = _booking_ref(raw, entities)
         if _YES_EMOJI.fullmatch(raw):  # normalising drops emoji: a lone 👍 is a yes
             return self._reading("affirm", None, None, None, entities)
         s = normalise(raw)
@@ -712,6 +715,29 @@ def reader_for(business: BusinessSpec, *, timezone: str | None = None) -> Reader
         default_region=region,
         faq=[item.get("q", "") for item in business.faq],
     )
+
+
+# A booking's short reference as the bot shows it (the first 6 hex digits of its id, see
+# ``bot.dialogue.desk.ref_of``), typed back: "cancel 3F9A1C". With a letter and a digit it is one
+# anywhere; six digits only right after a word that says so ("booking 552771"), never a postcode.
+_REF = re.compile(
+    r"(?<![\w\-])(?:(?P<id>[0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"|(?P<ref>(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{6}))(?![\w\-])"
+    r"|(?:\b(?:ref(?:erence)?|booking|appointment|appt|number|no|cancel|move|reschedule)\b\W{0,3}|#\s*)"
+    r"(?P<digits>\d{6})(?![\w\-])",
+    re.IGNORECASE,
+)
+
+
+def _booking_ref(raw: str, entities: dict[str, Any]) -> str:
+    """Finds a booking reference and blanks it, so its digits are not read as anything else."""
+    found = _REF.search(raw)
+    if found is None:
+        return raw
+    group = next(name for name in ("id", "ref", "digits") if found.group(name))
+    entities["ref"] = found.group(group)[:6].upper()
+    start, end = found.start(group), found.end() if group == "id" else found.end(group)
+    return raw[:start] + " " * (end - start) + raw[end:]
 
 
 _EPOCH = dt.datetime(2000, 1, 3, 0, 0, tzinfo=dt.UTC)

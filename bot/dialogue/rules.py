@@ -231,8 +231,13 @@ class Conversation:
         if intent in ("cancel", "reschedule") and not (flow == "book" and _carries_values(reading)):
             if flow != intent:
                 self._start(intent)
+            await self._target(reading)  # "cancel 3F9A1C"
             if intent == "reschedule" and _carries_values(reading):  # "move it to Wednesday afternoon"
                 self._correct(reading)
+            await self._advance()
+            return
+        if flow in ("cancel", "reschedule") and reading.entities.get("ref"):  # the reference, for "which one?"
+            await self._target(reading)
             await self._advance()
             return
         if intent == "my_bookings":
@@ -567,6 +572,19 @@ class Conversation:
             self.reply.say("pay.how", amount=params["price"])
 
     # ----- cancel and reschedule -------------------------------------------------------------
+    async def _target(self, reading: Reading) -> None:
+        """A booking reference the customer typed: one of their own upcoming bookings is the one to
+        act on; any other is "not among yours", the same whether it exists or whose it is."""
+        ref = reading.entities.get("ref")
+        if not ref:
+            return
+        self.state.pop("target", None)
+        try:
+            self.state["target"] = (await self.desk.find_mine(str(ref))).ref
+        except NotFound:
+            self.reply.say("bookings.ref_unknown", ref=ref)
+            self.state["ask_which"] = True  # not their only booking either: they pick it themselves
+
     async def _pick_booking(self, purpose: str) -> BookingView | None:
         ref = self.state.get("target")
         if ref:
@@ -579,7 +597,7 @@ class Conversation:
             self._finish()
             self.reply.say("bookings.none", main_menu(self.locale))
             return None
-        if len(mine) == 1:
+        if len(mine) == 1 and not self.state.get("ask_which"):
             self.state["target"] = mine[0].ref
             return mine[0]
         options = [Option(f"bk:{b.ref}", self._booking_label(b)) for b in mine[:10]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import date, datetime
+from datetime import time as time_of
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -125,6 +126,30 @@ def test_intents(reader: Reader, text: str, intent: str) -> None:
 def test_asking_for_no_more_messages(reader: Reader, text: str, stop: bool) -> None:
     assert means_stop(text) is stop
     assert (reader.read(text, WED).intent == "stop") is stop  # the reading and the gatekeeper agree
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "ref"),
+    [
+        ("cancel 55277B", "cancel", "55277B"),
+        ("can I cancel #55277b please", "cancel", "55277B"),
+        ("move booking 55277B to friday", "reschedule", "55277B"),
+        ("move 3f9a1c to friday at 4pm", "reschedule", "3F9A1C"),
+        ("cancel booking 552771", "cancel", "552771"),
+        ("reschedule 3f9a1c2d-1111-2222-3333-444455556666", "reschedule", "3F9A1C"),
+        ("my pin code is 560034", "unknown", None),  # six digits alone are not a reference
+        ("cancel decade", "cancel", None),  # hex letters without a digit: a word
+        ("book for 2 at 4pm", "book", None),
+    ],
+)
+def test_booking_references(reader: Reader, text: str, intent: str, ref: str | None) -> None:
+    reading = reader.read(text, WED)
+    assert (reading.intent, reading.entities.get("ref")) == (intent, ref)
+
+
+def test_a_reference_is_not_read_as_a_time_or_a_name(reader: Reader) -> None:
+    reading = reader.read("move 10a130 to friday at 4pm", WED)
+    assert (reading.entities["ref"], reading.time, reading.date) == ("10A130", time_of(16, 0), date(2025, 11, 21))
 
 
 def test_every_rule_names_a_known_intent() -> None:

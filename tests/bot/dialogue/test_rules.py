@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.dialogue.desk import ref_of
 from bot.dialogue.manager import DialogueManager
 from core.booking import Status
 from storage.engine import Database
 from tests.bot.test_conversations_rules import Chat, appointments, booked
+from tests.conftest import FrozenClock
 
 # ----- one customer, one place at a time ---------------------------------------------------------
 
@@ -29,3 +31,69 @@ async def test_a_booking_over_another_of_the_customers_is_refused_clearly(
     await chat.say("book the class tomorrow at 11am")  # after it: fine
     await chat.say("yes")
     assert "You're booked! Class" in chat.text
+
+
+# ----- booking references typed in the chat ------------------------------------------------------
+
+
+async def refs(db: Database) -> list[str]:
+    return [ref_of(row.id) for row in await appointments(db)]
+
+
+async def test_a_typed_reference_of_ones_own_booking_is_acted_on(
+    manager: DialogueManager, db: Database, clock: FrozenClock
+) -> None:
+    chat = Chat(manager)
+    await booked(chat)  # Tue 3 Mar 10:00
+    await chat.say("and a check-up with Ann on Wednesday at 11am")
+    await chat.say("yes")
+    assert "You're booked!" in chat.text
+    await chat.say("5")
+    tuesday, wednesday = await refs(db)
+    clock.advance(minutes=1)  # within the rate limit
+    await chat.say(f"cancel {wednesday.lower()}")  # two bookings, but the reference says which
+    assert f"Cancel your Check-up on Wed 4 Mar, 11:00 AM (ref {wednesday})?" in chat.text
+    await chat.say("yes")
+    assert f"(ref {wednesday}) is cancelled" in chat.text
+    await chat.say("5")
+    await chat.say("and a check-up with Ann on Wednesday at 11am")  # booked again: two bookings again
+    await chat.say("yes")
+    await chat.say("5")
+    clock.advance(minutes=1)
+    await chat.say(f"move booking {tuesday} to thursday at 2pm")
+    assert "Move your Check-up from Tue 3 Mar, 10:00 AM to Thu 5 Mar, 2:00 PM?" in chat.text
+    await chat.say("yes")
+    assert "now on Thu 5 Mar, 2:00 PM" in chat.text
+    rows = await appointments(db)
+    assert [(r.starts_at.day, r.status) for r in rows] == [
+        (3, "rescheduled"),
+        (4, "cancelled"),
+        (4, "scheduled"),
+        (5, "scheduled"),
+    ]
+
+
+async def test_a_reference_that_is_not_ones_own_reveals_nothing(manager: DialogueManager, db: Database) -> None:
+    owner = Chat(manager, sender="visitor-owner")
+    await booked(owner, name="Ravi Kumar")  # a check-up with Ann, Tue 3 Mar 10:00
+    [theirs] = await refs(db)
+    for stranger in (
+        Chat(manager, sender="visitor-stranger"),  # the web chat: nothing booked here
+        Chat(manager, sender="+447700900999", channel="sms"),  # a phone channel: only that number's bookings
+    ):
+        await stranger.say(f"cancel {theirs}")
+        assert stranger.text.startswith(f"I can't find a booking with the reference {theirs} among your upcoming")
+        assert "You have no upcoming bookings with us." in stranger.text
+        for detail in ("Ravi", "Check-up", "Ann", "10:00", "Tue 3 Mar"):
+            assert detail not in stranger.text
+    # someone with a booking of their own is shown theirs, never the other one
+    other = Chat(manager, sender="visitor-other")
+    await booked(other, when="tomorrow at 2pm", name="Eve Adams", phone="+447700900456")
+    await other.say(f"move booking {theirs} to thursday")
+    assert f"I can't find a booking with the reference {theirs} among your upcoming bookings." in other.text
+    assert "Which booking would you like to move?" in other.text  # theirs is not assumed either
+    assert other.labels == ["Tue 3 Mar 2:00 PM"] and "Ravi" not in other.text
+    await other.tap("Tue 3 Mar 2:00 PM")
+    assert "Free times for the Check-up on Thu 5 Mar" in other.text  # the day they asked for holds
+    rows = await appointments(db)
+    assert [r.status for r in rows] == ["scheduled", "scheduled"]
