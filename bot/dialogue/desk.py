@@ -316,9 +316,11 @@ class Desk:
         staff: str | None = None,
         near: datetime | None = None,
         limit: int = MAX_OFFERS,
+        ends_by: time | None = None,
     ) -> list[Offer]:
-        """Free slots for ``service``: on ``day`` (to ``until``), else from today for two weeks;
-        ``near`` orders them by distance from a wished time. Each call replaces the desk's offers."""
+        """Free slots for ``service``: on ``day`` (to ``until``), else from today for two weeks,
+        starting from ``after`` and before ``before``, ending by ``ends_by`` (local times); ``near``
+        orders them by distance from a wished time. Each call replaces the desk's offers."""
         now = self.clock()
         svc = await self.service(service)
         self._note("service_selected", "book_appointment", service)
@@ -330,7 +332,9 @@ class Desk:
         if last < first:
             raise InvalidInput("that range ends before it starts")
         last = min(last, first + timedelta(days=62))
-        slots = [s for s in await self._free(service, first, last, staff) if _within(s, self.zone, after, before)]
+        slots = [
+            s for s in await self._free(service, first, last, staff) if _within(s, self.zone, after, before, ends_by)
+        ]
         return self._offer(service, _closest(slots, near, limit), staff)
 
     async def free_days(self, service: str, count: int, *, moving: str | None = None) -> list[date]:
@@ -554,6 +558,7 @@ class Desk:
         before: time | None = None,
         near: datetime | None = None,
         limit: int = MAX_OFFERS,
+        ends_by: time | None = None,
     ) -> list[Offer]:
         """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
         self._note(intent="reschedule_appointment")
@@ -563,7 +568,7 @@ class Desk:
         first = max(day or today, today)
         last = first if day else first + timedelta(days=SEARCH_DAYS)
         free = await self._free(target.service, first, last, None, exclude=target.id)
-        slots = [s for s in free if s.start != target.start and _within(s, self.zone, after, before)]
+        slots = [s for s in free if s.start != target.start and _within(s, self.zone, after, before, ends_by)]
         return self._offer(target.service, _closest(slots, near, limit), None)
 
     def handoff(self, reason: str) -> None:
@@ -638,8 +643,12 @@ def _union(ranges: Iterable[str]) -> list[str]:
     return [f"{a}-{b}" for a, b in merged]
 
 
-def _within(slot: Slot, tz: ZoneInfo, after: time | None, before: time | None) -> bool:
-    local = slot.start.astimezone(tz).time()
+def _within(slot: Slot, tz: ZoneInfo, after: time | None, before: time | None, ends_by: time | None = None) -> bool:
+    """Starts from ``after`` and before ``before``, and ends by ``ends_by`` on its own day (local)."""
+    start = slot.start.astimezone(tz)
+    local = start.time()
+    if ends_by is not None and slot.end.astimezone(tz) > datetime.combine(start.date(), ends_by, tz):
+        return False
     return (after is None or local >= after) and (before is None or local < before)
 
 

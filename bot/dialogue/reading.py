@@ -667,6 +667,8 @@ class Reader:
             entities["tz"] = when.zone
         if when.bound:
             entities["time_bound"] = when.bound
+        if when.until:
+            entities["time_until"] = when.until.strftime("%H:%M")  # "between 2 and 4pm": the time is its start
         if when.past:
             entities["past_date"] = when.past.isoformat()
         if when.nonexistent:

@@ -192,7 +192,7 @@ class Conversation:
             self._handoff()
         elif key == "other_day":
             want = self._want()
-            for k in ("date", "time", "part", "after", "range"):
+            for k in ("date", "time", "part", "after", "until", "range"):
                 want.pop(k, None)
             self.state.pop("chosen", None)
             self.state.pop("asked_when", None)
@@ -323,20 +323,26 @@ class Conversation:
         if day:
             want["date"], changed = day.isoformat(), True
             want.pop("range", None)
-            want.pop("after", None)
+            want.pop("after", None)  # where "Later times" had got to, and a window with it
+            want.pop("until", None)
         elif reading.entities.get("date_range"):
             want["range"], changed = list(reading.entities["date_range"]), True
             want.pop("date", None)
         bound = reading.entities.get("time_bound")
-        if clock and bound in ("before", "after"):  # "before 5pm": a limit, not a wish for 5pm
-            want.pop("time", None)
-            want.pop("before" if bound == "after" else "after", None)
-            want[bound], want["part"], changed = clock.strftime("%H:%M"), None, True
+        if clock and bound in ("before", "after", "between"):  # "before 5pm": a limit, not a wish for 5pm
+            for key in ("time", "after", "before", "until"):  # the new limits replace the old ones
+                want.pop(key, None)
+            want["part"], changed = None, True
+            if bound == "between":  # "between 2 and 4pm": both ends
+                want["after"] = clock.strftime("%H:%M")
+                want["until"] = self._until(reading).strftime("%H:%M")
+            else:
+                want[bound] = clock.strftime("%H:%M")
         elif clock:
             want["time"], changed = clock.strftime("%H:%M"), True
             want["part"] = None
-            want.pop("after", None)
-            want.pop("before", None)
+            for key in ("after", "before", "until"):
+                want.pop(key, None)
             if not reading.date and self.state.get("chosen"):
                 chosen = self._chosen_offer()
                 if chosen is not None and "date" not in want:
@@ -356,11 +362,20 @@ class Conversation:
         day, clock = reading.date, reading.time
         if clock is None or not self.desk.customer_zone:
             return day, clock
-        there = ZoneInfo(self.desk.customer_zone)
+        here = self._here(day, clock)
+        return (here.date() if day or self._want().get("date") else None), here.time()
+
+    def _until(self, reading: Reading) -> time:
+        """The end of the window the customer said ("between 2 and 4pm"), on the business's clock."""
+        until = time.fromisoformat(reading.entities["time_until"])
+        return self._here(reading.date, until).time() if self.desk.customer_zone else until
+
+    def _here(self, day: date | None, clock: time) -> datetime:
+        """``clock`` on ``day`` (else the wished day, else today) in the customer's zone, as the business's."""
+        there = ZoneInfo(self.desk.customer_zone or self.desk.business.timezone)
         want = self._want()
         on = day or (date.fromisoformat(want["date"]) if want.get("date") else self.turn.now.astimezone(there).date())
-        here = datetime.combine(on, clock, there).astimezone(self.desk.zone)
-        return (here.date() if day or want.get("date") else None), here.time()
+        return datetime.combine(on, clock, there).astimezone(self.desk.zone)
 
     async def _advance(self) -> None:
         flow = self.state.get("flow")
@@ -412,20 +427,27 @@ class Conversation:
         want = self._want()
         day = date.fromisoformat(want["date"]) if want.get("date") else None
         wished_time = time.fromisoformat(want["time"]) if want.get("time") else None
-        after, before = self._limits(want)
+        after, before, ends_by = self._limits(want)
         if day is None and want.get("range"):
             first, last = (date.fromisoformat(x) for x in want["range"])
             offers = await self.desk.find_slots(
-                svc.slug, day=first, until=last, after=after, before=before, staff=staff, limit=60
+                svc.slug, day=first, until=last, after=after, before=before, ends_by=ends_by, staff=staff, limit=60
             )
             return await self._present(svc, _spread(offers, SHOWN), day=None)
-        if day is None and wished_time is None and not want.get("part"):
-            return await self._ask_day(svc)
+        if day is None and wished_time is None and not want.get("part") and not want.get("until"):
+            return await self._ask_day(svc)  # a window of the day alone ("2-4pm") offers the soonest in it
         near = None
         if day is not None and wished_time is not None:
             near = datetime.combine(day, wished_time, self.desk.zone)
         offers = await self.desk.find_slots(
-            svc.slug, day=day, after=after, before=before, staff=staff, near=near, limit=6 if near else 60
+            svc.slug,
+            day=day,
+            after=after,
+            before=before,
+            ends_by=ends_by,
+            staff=staff,
+            near=near,
+            limit=6 if near else 60,
         )
         if near is not None:
             exact = [o for o in offers if o.start == near]
@@ -455,12 +477,19 @@ class Conversation:
         await self._present_nearest(svc, day, alternatives)
 
     def _wished_at(self, day: date | None, near: datetime | None) -> datetime:
-        """The instant to look around when nothing is free: the wish, else 9:00 on the day (today)."""
-        return near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), time(9), self.desk.zone)
+        """The instant to look around when nothing is free: the wish, else the start of the window
+        asked for ("between 2 and 4pm"), else 9:00, on the day (today)."""
+        start = self._want().get("after") if self._want().get("until") else None
+        at = time.fromisoformat(start) if start else time(9)
+        return near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), at, self.desk.zone)
 
     async def _present_nearest(self, svc: ServiceView, day: date | None, nearest: list[Offer]) -> None:
-        """ "Nothing is free {day}. The nearest free times:" and those times, each with its day."""
+        """ "Nothing is free {day}. The nearest free times:" and those times, each with its day;
+        "… {day} between 2:00 PM and 4:00 PM" when the customer gave a window."""
         label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
+        window = self._window_text(day)
+        if window:
+            label = f"{day_text(day, self.locale)} {window}" if day else window
         self.reply.say("slot.none_that_day", day=label)
         await self._present(svc, nearest, day=None, quiet=True)
 
@@ -492,16 +521,32 @@ class Conversation:
             key = "ask.slot_short"
         self._ask("slot", key, options, service=svc.name, day=first_day, zone=self._zone_note())
 
+    def _window_text(self, day: date | None) -> str | None:
+        """ "between 2:00 PM and 4:00 PM": the window the customer gave, in their zone."""
+        want = self._want()
+        if not (want.get("after") and want.get("until")):
+            return None
+        on = day or self.turn.now.astimezone(self.desk.zone).date()
+        shown = ZoneInfo(self.desk.customer_zone or self.desk.business.timezone)
+        start, end = (
+            time_text(datetime.combine(on, time.fromisoformat(want[k]), self.desk.zone), shown, self.locale)
+            for k in ("after", "until")
+        )
+        return catalogue.text("window", self.locale, start=start, end=end)
+
     @staticmethod
-    def _limits(want: dict[str, Any]) -> tuple[time | None, time | None]:
-        """The window of the day to offer: a part of day, narrowed by "after 3pm" / "before 5pm"
-        (and "Later times", which moves the start on)."""
+    def _limits(want: dict[str, Any]) -> tuple[time | None, time | None, time | None]:
+        """The window of the day to offer, as (starts from, starts before, ends by): a part of day,
+        narrowed by "after 3pm" / "before 5pm" (and "Later times", which moves the start on). A
+        window the customer gave ("between 2 and 4pm") holds the times that start in it and end by
+        its end: a 30-minute visit "between 2 and 4" starts at 3:30 at the latest."""
         after, before = PARTS.get(want.get("part") or "", (None, None))
         if want.get("after"):
             after = time.fromisoformat(want["after"])
         if want.get("before"):
             before = time.fromisoformat(want["before"])
-        return after, before
+        ends_by = time.fromisoformat(want["until"]) if want.get("until") else None
+        return after, before, ends_by
 
     async def _ask_day(self, svc: ServiceView) -> None:
         days = await self.desk.free_days(svc.slug, 5)
@@ -673,9 +718,9 @@ class Conversation:
             days = await self.desk.free_days(target.service, 5, moving=target.ref)
             return self._ask("when", "ask.reschedule_when", self._day_options(days), **self._view_params(target))
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
-        after, before = self._limits(want)
+        after, before, ends_by = self._limits(want)
         offers = await self.desk.reschedule_slots(
-            target.ref, day=day, after=after, before=before, near=near, limit=SHOWN if near else 60
+            target.ref, day=day, after=after, before=before, ends_by=ends_by, near=near, limit=SHOWN if near else 60
         )
         if near is not None:
             exact = [o for o in offers if o.start == near]

@@ -188,18 +188,19 @@ _NOT_A_DAY_AFTER = re.compile(
     r"|in\s+line)\b"
 )
 _SPACES = re.compile(r"\s+")
+_WORD_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
 
 
 def normalise(text: str) -> str:
     """Lower-case, one spelling per word ("tmrw" → "tomorrow", "four thirty pm" → "4:30 pm")."""
-    s = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("‘", "'")
+    s = unicodedata.normalize("NFKC", text).lower().replace("’", "'").replace("‘", "'").replace("–", "-")
     s = _OCLOCK.sub(" o'clock", s)
     s = _AMPM.sub(r"\1m", s)
     s = _PUNCT.sub(" ", s.replace("w/e", " weekend "))
     s = _SENTENCE_DOT.sub(" ", s)
     s = _ABBREV.sub(lambda m: ABBREVIATIONS[m.group(0)], s)
     s = _CONTEXT_WD.sub(lambda m: CONTEXT_WEEKDAYS[m.group(0)], s)
-    s = s.replace("-", " ") if "-" in s and re.search(r"[a-z]-[a-z]", s) else s
+    s = _WORD_HYPHEN.sub(" ", s)  # "follow-up" → "follow up"; "2-4pm" and "2026-02-14" stay
     s = _SPACES.sub(" ", s).strip()
     s = _MINUTES_AFTER.sub(_minutes_after, s)
     s = _DIGIT_MINUTES.sub(r"\1:\2 \3", s)
@@ -280,6 +281,7 @@ class _Clock:
     pod: str | None = None
     bound: str | None = None
     zone: str | None = None
+    until: tuple[int, int] | None = None  # the end of a window ("between 2 and 4pm"): bound is "between"
 
 
 def _hour_of_day(h: int, ap: str | None, pod: str | None, twenty_four: bool) -> int | None:
@@ -315,7 +317,8 @@ class When:
     part_of_day: str | None = None
     alternatives: tuple[dt.date, ...] = ()  # an ambiguous date: the chosen reading first, then the others
     zone: str | None = None  # a time zone the customer named
-    bound: str | None = None  # "after" / "before" / "by" when the time is a limit, not a wish
+    bound: str | None = None  # "after" / "before" / "by" / "between" when the time is a limit, not a wish
+    until: dt.time | None = None  # with "between": the end of the window, ``time`` its start
     past: dt.date | None = None  # a date the customer named that has already gone
     nonexistent: dt.time | None = None  # a wall-clock time the clocks skip that day (moved forward)
     spans: tuple[tuple[int, int], ...] = field(default=())  # in the normalised text
@@ -403,7 +406,9 @@ class WhenReader:
         """Everything ``text`` says about when, relative to the aware instant ``now``."""
         s = text if normalised else normalise(text)
         work = GREETINGS.sub(lambda m: " " * len(m.group(0)), s)
+        window, work = self._window(work)
         clock, work = self._clock(work)
+        clock = window or clock
         zone = ZoneInfo(clock.zone) if clock and clock.zone else self.zone
         local_now = now.astimezone(zone)
         today = local_now.date()
@@ -414,6 +419,8 @@ class WhenReader:
         result = When(part_of_day=pod, spans=spans, zone=clock.zone if clock else None)
         if clock:
             result = replace(result, time=time(clock.hour, clock.minute), bound=clock.bound)
+            if clock.until:
+                result = replace(result, until=time(*clock.until))
         if chosen:
             result = replace(result, date=chosen.day, date_range=chosen.span, alternatives=chosen.alternatives)
             if chosen.past and not chosen.day:
@@ -434,6 +441,56 @@ class WhenReader:
         return result
 
     # -- times ------------------------------------------------------------------------------
+
+    def _window(self, s: str) -> tuple[_Clock | None, str]:
+        """A window of the day: "between 2 and 4pm", "2-4pm", "from 2 to 4 pm", "2pm to 4pm"; blanked
+        from ``s`` so no other reading takes its numbers. "from 3 to 4pm" in a message about moving a
+        booking is from its old time to its new one, and "2-4" alone may be a date: neither is one."""
+        for m in _WINDOW.finditer(s):
+            lead, sep = m.group("lead"), m.group("sep")
+            dressed = bool(m.group("aap") or m.group("am") or m.group("anoon"))
+            if sep == "and" and lead != "between":
+                continue
+            # Bare "2 to 4pm" too, but not "10 to 5" (4:50) nor a date "2-4": with am/pm at the end.
+            bare = m.group("bap") and (sep == "-" or m.group("ah") not in ("5", "10", "20", "25"))
+            if sep != "and" and lead is None and not dressed and not bare:
+                continue
+            if lead == "from" and _MOVING.search(s):
+                continue
+            span = self._span(m)
+            if span is not None:
+                start, end = span
+                blanked = s[: m.start()] + " " * (m.end() - m.start()) + s[m.end() :]
+                clock = _Clock(*divmod(start, 60), m.start(), m.end(), pod=_window_pod(m), bound="between")
+                return replace(clock, until=divmod(end, 60)), blanked
+        return None, s
+
+    @staticmethod
+    def _span(m: re.Match[str]) -> tuple[int, int] | None:
+        """(start, end) in minutes of the day: am/pm said once counts for both ("2-4pm", "8 to 10pm"),
+        else a part of the day, else business hours (1–7 are pm); an end before its start is pm."""
+        pod = _window_pod(m)
+
+        def minutes(side: str, ap: str | None) -> int | None:
+            if m.group(f"{side}noon"):
+                return 12 * 60
+            h, mm = int(m.group(f"{side}h")), int(m.group(f"{side}m") or 0)
+            twenty_four = m.group(f"{side}h").startswith("0") and m.group(f"{side}m") is not None
+            hour = _hour_of_day(h, ap, pod, twenty_four)
+            return None if hour is None else hour * 60 + mm
+
+        end = minutes("b", m.group("bap"))
+        if end is None:
+            return None
+        start = minutes("a", m.group("aap"))
+        if not m.group("aap") and m.group("bap") and not m.group("anoon") and int(m.group("ah")) <= 12:
+            same = minutes("a", m.group("bap"))  # "8 to 10pm" is 8pm, "11-1pm" 11am
+            start = same if same is not None and same < end else minutes("a", "am" if m.group("bap") == "pm" else "pm")
+        if start is None:
+            return None
+        if end <= start and not m.group("bap") and end < 12 * 60:
+            end += 12 * 60  # "from 11am to 2": 2pm
+        return (start, end) if start < end else None
 
     def _clock(self, s: str) -> tuple[_Clock | None, str]:
         found: list[_Clock] = []
@@ -671,6 +728,24 @@ class WhenReader:
             return replace(result, date=back.date(), time=back.time().replace(tzinfo=None), nonexistent=result.time)
         return result
 
+
+def _window_pod(m: re.Match[str]) -> str | None:
+    pod = (m.group("pod") or "").split(" ")[-1]
+    return PARTS_OF_DAY.get(pod) if pod else None
+
+
+# One end of a window: "2", "2pm", "2:30 pm", "14:00", "noon"; then the other, and a part of the day.
+_END = r"(?:(?P<{0}noon>noon|midday)|(?P<{0}h>\d{{1,2}})(?::(?P<{0}m>[0-5]\d))?(?:\s*(?P<{0}ap>[ap]m)\b)?(?![\w/:]))"
+_WINDOW = re.compile(
+    r"(?:\b(?P<lead>between|from)\s+)?(?<![\w/:.])"
+    + _END.format("a")
+    + r"\s*(?P<sep>-|\band\b|\bto\b|\btill?\b|\buntil\b)\s*"
+    + _END.format("b")
+    + rf"(?!\s*(?:{_UNIT_AFTER})\b)"
+    + r"(?P<pod>\s+(?:in\s+the\s+|this\s+|at\s+)?(?:morning|afternoon|evening|night)\b)?"
+)
+# Words of moving a booking: there "from 3 to 4pm" is from the old time to the new one.
+_MOVING = re.compile(r"\b(?:move|moving|moved|reschedul\w*|change|changing|shift|push|bring|switch|swap)\b")
 
 _MAY_VERB = re.compile(r"^\s+(?:be|i|we|you|he|she|they|it|have|not|come|work|need|want|help|get|ask|also)\b")
 

@@ -152,6 +152,12 @@ def test_a_reference_is_not_read_as_a_time_or_a_name(reader: Reader) -> None:
     assert (reading.entities["ref"], reading.time, reading.date) == ("10A130", time_of(16, 0), date(2025, 11, 21))
 
 
+def test_a_window_of_the_day_is_both_limits(reader: Reader) -> None:
+    reading = reader.read("a consultation on monday 2-4pm", WED)
+    assert (reading.intent, reading.date, reading.time) == ("inform", date(2025, 11, 24), time_of(14, 0))
+    assert (reading.entities["time_bound"], reading.entities["time_until"]) == ("between", "16:00")
+
+
 def test_every_rule_names_a_known_intent() -> None:
     assert {rule.intent for rules in RULES.values() for rule in rules} <= set(INTENTS)
     assert set(INTENTS) - {"inform", "unknown"} <= {rule.intent for rule in RULES["en"]}

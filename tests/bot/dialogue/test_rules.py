@@ -13,6 +13,56 @@ from storage.engine import Database
 from tests.bot.test_conversations_rules import Chat, appointments, booked
 from tests.conftest import FrozenClock
 
+# ----- windows of the day --------------------------------------------------------------------------
+
+
+def times(chat: Chat) -> list[str]:
+    return [label for label in chat.labels if label.endswith(("AM", "PM"))]
+
+
+async def test_a_window_of_the_day_offers_only_times_inside_it(manager: DialogueManager) -> None:
+    for n, words in enumerate(("between 2 and 4pm", "2-4pm", "from 2 to 4 pm", "2pm to 4pm")):
+        chat = Chat(manager, sender=f"visitor-{n}")
+        await chat.say(f"a check-up with Ann tomorrow {words}")
+        assert "Shall I book" not in chat.text, words  # a window, not a wish for 2pm or 4pm
+        assert "Free times for the Check-up on Tue 3 Mar" in chat.text
+        # a 30-minute check-up starts in the window and ends by its end: 3:30 PM is the last
+        assert times(chat) == ["2:00 PM", "2:30 PM", "3:00 PM", "3:30 PM"], (words, chat.labels)
+        await chat.tap("3:30 PM")
+        assert "Shall I book the Check-up with Ann on Tue 3 Mar, 3:30 PM?" in chat.text
+
+
+async def test_a_window_without_a_day_offers_the_soonest_inside_it(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann between 9 and 10am please")
+    assert "When would you like" not in chat.text
+    assert "next free times for the Check-up" in chat.text
+    assert times(chat)[:3] == ["Mon 2 Mar 9:00 AM", "Mon 2 Mar 9:30 AM", "Tue 3 Mar 9:00 AM"]
+    assert all(label.endswith(("9:00 AM", "9:30 AM")) for label in times(chat))
+
+
+async def test_a_window_is_in_the_customers_zone_and_replaces_other_limits(manager: DialogueManager) -> None:
+    chat = Chat(manager, tz="America/New_York")
+    await chat.say("a check-up with Ann tomorrow before 10am")
+    await chat.say("no, between 9 and 11am")  # 14:00-16:00 UTC: the earlier "before" does not linger
+    assert times(chat) == ["9:00 AM", "9:30 AM", "10:00 AM", "10:30 AM"], chat.labels
+    assert "(times in America/New_York)" in chat.text
+
+
+async def test_moving_a_booking_into_a_window(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("can I move my appointment to thursday between 2 and 4pm?")
+    assert "Thu 5 Mar" in chat.text and times(chat) == ["2:00 PM", "2:30 PM", "3:00 PM", "3:30 PM"]
+
+
+async def test_a_window_with_nothing_free_says_so_and_offers_the_nearest(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on friday between 2 and 4pm")  # 6 March is a holiday
+    assert "Nothing is free Fri 6 Mar between 2:00 PM and 4:00 PM. The nearest free times:" in chat.text
+    assert times(chat) and all(label.startswith(("Thu 5 Mar", "Mon 9 Mar")) for label in times(chat))
+
+
 # ----- one customer, one place at a time ---------------------------------------------------------
 
 

@@ -153,6 +153,48 @@ def test_time_limits_are_marked(india: WhenReader) -> None:
     assert (when.time, when.bound) == (t("17:00"), "after")
 
 
+WINDOWS = [
+    ("between 2 and 4pm", None, "14:00", "16:00"),
+    ("2-4pm", None, "14:00", "16:00"),
+    ("2–4pm", None, "14:00", "16:00"),  # an en dash
+    ("from 2 to 4 pm", None, "14:00", "16:00"),
+    ("2pm to 4pm", None, "14:00", "16:00"),
+    ("2 to 4pm", None, "14:00", "16:00"),
+    ("from 2:30 till 4", None, "14:30", "16:00"),
+    ("14:00-16:00", None, "14:00", "16:00"),
+    ("between 8 and 10pm", None, "20:00", "22:00"),  # pm said once counts for both
+    ("11-1pm", None, "11:00", "13:00"),
+    ("from 11am to 2", None, "11:00", "14:00"),
+    ("from 9 to 5", None, "09:00", "17:00"),
+    ("between noon and 2", None, "12:00", "14:00"),
+    ("between 9 and 11 in the morning", None, "09:00", "11:00"),
+    ("a follow-up on friday 2-4pm", "2025-11-21", "14:00", "16:00"),  # "follow-up" keeps "2-4pm" whole
+    ("between 2 and 4pm tomorrow", "2025-11-20", "14:00", "16:00"),
+]
+
+
+@pytest.mark.parametrize(("phrase", "day", "start", "end"), WINDOWS)
+def test_windows_of_the_day(india: WhenReader, phrase: str, day: str | None, start: str, end: str) -> None:
+    when = india.read(phrase, WED)
+    assert (when.date, when.time, when.until, when.bound) == (d(day) if day else None, t(start), t(end), "between")
+
+
+@pytest.mark.parametrize(
+    ("phrase", "clock"),
+    [
+        ("move my booking from 3 to 4pm", "16:00"),  # from the old time to the new one
+        ("ten to five", "16:50"),
+        ("10 to 5pm", "16:50"),
+        ("2-4", None),  # a date, as before
+        ("between 2 and 3 weeks", None),
+        ("2 to 3 people at 4", "16:00"),
+    ],
+)
+def test_not_windows(india: WhenReader, phrase: str, clock: str | None) -> None:
+    when = india.read(phrase, WED)
+    assert (when.time, when.until, when.bound) == (t(clock) if clock else None, None, None)
+
+
 def test_a_rejected_date_or_time_gives_way_to_the_wanted_one(india: WhenReader) -> None:
     assert india.read("not friday, saturday", WED).date == d("2025-11-22")
     assert india.read("I can't go on thursday. Make it this Sunday.", WED).date == d("2025-11-23")
