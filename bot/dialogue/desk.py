@@ -24,16 +24,17 @@ from sqlalchemy import select
 
 from bot.dialogue import catalogue
 from channels.base import OutboundMessage
+from core.availability import last_bookable_day
 from core.booking import ACTIVE, Appointment, Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
 from core.insights import READING, TOOL, IntentNote
-from core.models import Slot
+from core.models import AdvanceMode, Slot
 from core.phones import PHONE_CHANNELS, normalize_phone, region_of
 from core.timezones import day_bounds
 from storage import bookings
 from storage import schedule as schedules
 from storage import tables as t
-from storage.catalog import BusinessInfo
+from storage.catalog import BusinessInfo, service_row, service_spec
 from storage.engine import Database
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,16 @@ class BookingView:
     status: Status
     price: int
     currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Horizon:
+    """How far ahead a service can be booked: ``days`` ahead (working days when ``working``), so
+    until the business-local day ``last``."""
+
+    days: int
+    working: bool
+    last: date
 
 
 @dataclass
@@ -336,6 +347,14 @@ class Desk:
             s for s in await self._free(service, first, last, staff) if _within(s, self.zone, after, before, ends_by)
         ]
         return self._offer(service, _closest(slots, near, limit), staff)
+
+    async def horizon(self, service: str) -> Horizon:
+        """The service's booking window (``max_advance_days``) as of now: the slot engine offers
+        nothing after ``last``, so a customer asking for later is told where it ends."""
+        async with self.db.reading() as session:
+            rules = service_spec(await service_row(session, self.party.tenant_id, service)).to_rules()
+        last = last_bookable_day(rules, self.clock(), self.zone)
+        return Horizon(rules.max_advance_days, rules.advance_mode is AdvanceMode.BUSINESS_DAYS, last)
 
     async def free_days(self, service: str, count: int, *, moving: str | None = None) -> list[date]:
         """The next ``count`` days (local) with a free time for ``service``, for a day picker that
@@ -559,15 +578,17 @@ class Desk:
         near: datetime | None = None,
         limit: int = MAX_OFFERS,
         ends_by: time | None = None,
+        until: date | None = None,
     ) -> list[Offer]:
-        """Free slots to move one of the sender's bookings to (its own slot excluded from the busy time)."""
+        """Free slots to move one of the sender's bookings to (its own slot excluded from the busy
+        time): on ``day`` (to ``until``), else from today for two weeks."""
         self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
         self._note(service=target.service)
         today = self.clock().astimezone(self.zone).date()
         first = max(day or today, today)
-        last = first if day else first + timedelta(days=SEARCH_DAYS)
-        free = await self._free(target.service, first, last, None, exclude=target.id)
+        last = until or (first if day else first + timedelta(days=SEARCH_DAYS))
+        free = await self._free(target.service, first, min(last, first + timedelta(days=62)), None, exclude=target.id)
         slots = [s for s in free if s.start != target.start and _within(s, self.zone, after, before, ends_by)]
         return self._offer(target.service, _closest(slots, near, limit), None)
 
@@ -655,6 +676,7 @@ def _within(slot: Slot, tz: ZoneInfo, after: time | None, before: time | None, e
 __all__ = [
     "BookingView",
     "Desk",
+    "Horizon",
     "Offer",
     "Outcomes",
     "Party",

@@ -20,6 +20,7 @@ import phonenumbers
 from babel import Locale, UnknownLocaleError
 from rapidfuzz import fuzz, process
 
+from bot.dialogue import catalogue
 from bot.dialogue.when import When, WhenReader, normalise
 from core.catalog import BusinessSpec
 from core.timezones import local_to_utc
@@ -163,9 +164,9 @@ _YES_EMOJI = re.compile("\\s*(?:\U0001f44d|\u2705|\U0001f44c|\u2714|\u2611)[\U00
 def means_stop(text: str, locale: str = "en") -> bool:
     """Whether a message asks for no more messages: the STOP keyword, or the same in a sentence
     ("please stop messaging me", "don't text me again"), as the reading of its language says it."""
-    language = locale.replace("-", "_").split("_")[0].lower()
     s = normalise(text)
-    return any(rule.intent == "stop" and rule.pattern.search(s) for rule in RULES.get(language, RULES["en"]))
+    rules = RULES.get(catalogue.language(locale), RULES["en"])
+    return any(rule.intent == "stop" and rule.pattern.search(s) for rule in rules)
 
 
 def means_anyone(text: str) -> bool:
@@ -671,6 +672,8 @@ class Reader:
             entities["time_until"] = when.until.strftime("%H:%M")  # "between 2 and 4pm": the time is its start
         if when.past:
             entities["past_date"] = when.past.isoformat()
+        if when.rolled:
+            entities["next_year"] = True  # "March 3" in November: next year's, and the bot says so
         if when.nonexistent:
             entities["nonexistent_time"] = when.nonexistent.strftime("%H:%M")
 

@@ -325,9 +325,18 @@ class Conversation:
             want.pop("range", None)
             want.pop("after", None)  # where "Later times" had got to, and a window with it
             want.pop("until", None)
+            if reading.entities.get("next_year"):  # "March 3" in November: never silently next year's
+                self.reply.say(
+                    "date.next_year",
+                    day=day_text(day, self.locale, weekday=False),
+                    date=day_text(day, self.locale, year=True),
+                )
         elif reading.entities.get("date_range"):
             want["range"], changed = list(reading.entities["date_range"]), True
             want.pop("date", None)
+        elif reading.entities.get("past_date"):
+            gone = date.fromisoformat(reading.entities["past_date"])
+            self.reply.say("date.past", day=day_text(gone, self.locale, year=True))
         bound = reading.entities.get("time_bound")
         if clock and bound in ("before", "after", "between"):  # "before 5pm": a limit, not a wish for 5pm
             for key in ("time", "after", "before", "until"):  # the new limits replace the old ones
@@ -428,6 +437,9 @@ class Conversation:
         day = date.fromisoformat(want["date"]) if want.get("date") else None
         wished_time = time.fromisoformat(want["time"]) if want.get("time") else None
         after, before, ends_by = self._limits(want)
+        asked = day or (date.fromisoformat(want["range"][0]) if want.get("range") else None)
+        if asked is not None and await self._beyond_horizon(svc, staff, asked, wished_time):
+            return
         if day is None and want.get("range"):
             first, last = (date.fromisoformat(x) for x in want["range"])
             offers = await self.desk.find_slots(
@@ -464,6 +476,69 @@ class Conversation:
         if not offers:
             return await self._nothing_free(svc, staff, day, near)
         await self._present(svc, offers, day=day, later=later)
+
+    async def _beyond_horizon(
+        self,
+        svc: ServiceView,
+        staff: str | None,
+        day: date,
+        wished: time | None,
+        *,
+        moving: BookingView | None = None,
+    ) -> bool:
+        """A day past the service's booking window (``max_advance_days``): say how far ahead it can
+        be booked and until which day, with the free times nearest the wish before then (the
+        wished time on the last day, else its end). False when ``day`` is inside the window."""
+        horizon = await self.desk.horizon(svc.slug)
+        if day <= horizon.last:
+            return False
+        want = self._want()
+        want.pop("date", None)
+        want.pop("range", None)
+        unit = ("horizon.working_day" if horizon.working else "horizon.day") + ("" if horizon.days == 1 else "s")
+        params = {
+            "service": svc.name,
+            "ahead": catalogue.text(unit, self.locale, days=horizon.days),
+            "last": day_text(horizon.last, self.locale),
+        }
+        near = datetime.combine(horizon.last, wished or time(23, 59), self.desk.zone)
+        first = max(self.turn.now.astimezone(self.desk.zone).date(), horizon.last - timedelta(days=13))
+        none: tuple[time | None, time | None, time | None] = (None, None, None)
+        offers: list[Offer] = []
+        # within the customer's limits and with whom they asked for, else any time, else anyone
+        for (after, before, ends_by), who in ((self._limits(want), staff), (none, staff), (none, None)):
+            if moving is not None:
+                offers = await self.desk.reschedule_slots(
+                    moving.ref,
+                    day=first,
+                    until=horizon.last,
+                    after=after,
+                    before=before,
+                    ends_by=ends_by,
+                    near=near,
+                    limit=3,
+                )
+            else:
+                offers = await self.desk.find_slots(
+                    svc.slug,
+                    day=first,
+                    until=horizon.last,
+                    after=after,
+                    before=before,
+                    ends_by=ends_by,
+                    staff=who,
+                    near=near,
+                    limit=3,
+                )
+            if offers:
+                break
+        if not offers:
+            self._finish()
+            self.reply.say("slot.beyond_window_none", main_menu(self.locale), **params)
+            return True
+        self.reply.say("slot.beyond_window", **params)
+        await self._present(svc, offers, day=None, quiet=True)
+        return True
 
     async def _nothing_free(self, svc: ServiceView, staff: str | None, day: date | None, near: datetime | None) -> None:
         wished = self._wished_at(day, near)
@@ -717,6 +792,8 @@ class Conversation:
             self.state["asked_when"] = True
             days = await self.desk.free_days(target.service, 5, moving=target.ref)
             return self._ask("when", "ask.reschedule_when", self._day_options(days), **self._view_params(target))
+        if day is not None and await self._beyond_horizon(svc, None, day, wished, moving=target):
+            return
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
         after, before, ends_by = self._limits(want)
         offers = await self.desk.reschedule_slots(
@@ -934,6 +1011,7 @@ class Conversation:
 def _carries_values(reading: Reading) -> bool:
     return bool(
         reading.date
+        or reading.entities.get("past_date")  # said, if gone: the customer hears so
         or reading.time
         or reading.service
         or reading.staff

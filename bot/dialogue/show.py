@@ -19,8 +19,10 @@ def zone_label(tz: ZoneInfo, at: datetime, locale: str) -> str:
     return get_timezone_name(tz, locale=babel_locale(locale), width="short", uncommon=True)
 
 
-def day_text(day: date, locale: str) -> str:
-    return format_date(day, "EEE d MMM", locale=babel_locale(locale))
+def day_text(day: date, locale: str, *, year: bool = False, weekday: bool = True) -> str:
+    """``Tue 3 Mar``; ``Wed 3 Mar 2027`` with the year; ``3 Mar`` without the weekday."""
+    pattern = ("EEE " if weekday else "") + "d MMM" + (" y" if year else "")
+    return format_date(day, pattern, locale=babel_locale(locale))
 
 
 def time_text(at: datetime, tz: ZoneInfo, locale: str) -> str:

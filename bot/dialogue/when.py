@@ -320,6 +320,7 @@ class When:
     bound: str | None = None  # "after" / "before" / "by" / "between" when the time is a limit, not a wish
     until: dt.time | None = None  # with "between": the end of the window, ``time`` its start
     past: dt.date | None = None  # a date the customer named that has already gone
+    rolled: bool = False  # a day and month without a year that has passed this year: ``date`` is a later year's
     nonexistent: dt.time | None = None  # a wall-clock time the clocks skip that day (moved forward)
     spans: tuple[tuple[int, int], ...] = field(default=())  # in the normalised text
 
@@ -337,6 +338,7 @@ class _Day:
     alternatives: tuple[date, ...] = ()
     past: date | None = None
     clock: tuple[int, int] | None = None  # "in 2 hours" carries a time too
+    rolled: bool = False  # no year was given and this year's has passed
 
 
 def _last_day(year: int, month: int) -> date:
@@ -422,7 +424,9 @@ class WhenReader:
             if clock.until:
                 result = replace(result, until=time(*clock.until))
         if chosen:
-            result = replace(result, date=chosen.day, date_range=chosen.span, alternatives=chosen.alternatives)
+            result = replace(
+                result, date=chosen.day, date_range=chosen.span, alternatives=chosen.alternatives, rolled=chosen.rolled
+            )
             if chosen.past and not chosen.day:
                 result = replace(result, past=chosen.past)
             if chosen.clock and clock is None:
@@ -592,7 +596,8 @@ class WhenReader:
         if kind in ("month_day", "day_month"):
             month = self.months[g["mon"]]
             d, past = _month_day(today, month, int(g["d"]), int(g["y"]) if g.get("y") else None)
-            return _Day(*at, day=d, past=past) if d or past else None
+            rolled = d is not None and not g.get("y") and d.year > today.year
+            return _Day(*at, day=d, past=past, rolled=rolled) if d or past else None
         if kind == "ordinal":
             n = int(g["d"])
             if not 1 <= n <= 31:
@@ -650,7 +655,8 @@ class WhenReader:
         others = tuple(r[0] for r in readings[1:] if r[0] and r[0] != chosen)
         if chosen is None:
             return _Day(m.start(), m.end(), past=past)
-        return _Day(m.start(), m.end(), day=chosen, alternatives=(chosen, *others) if others else ())
+        rolled = year is None and chosen.year > today.year
+        return _Day(m.start(), m.end(), day=chosen, alternatives=(chosen, *others) if others else (), rolled=rolled)
 
     def _weekday(self, m: re.Match[str], today: date, ahead: bool) -> _Day:
         g = m.groupdict()

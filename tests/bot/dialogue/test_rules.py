@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.app import prepare_database
 from bot.dialogue.desk import ref_of
 from bot.dialogue.manager import DialogueManager
 from core.booking import Status
 from storage.engine import Database
-from tests.bot.test_conversations_rules import Chat, appointments, booked
-from tests.conftest import FrozenClock
+from tests.bot.test_conversations_rules import Chat, appointments, booked, manager_for
+from tests.conftest import FrozenClock, demo_business, make_settings
 
 # ----- windows of the day --------------------------------------------------------------------------
 
@@ -61,6 +62,80 @@ async def test_a_window_with_nothing_free_says_so_and_offers_the_nearest(manager
     await chat.say("a check-up with Ann on friday between 2 and 4pm")  # 6 March is a holiday
     assert "Nothing is free Fri 6 Mar between 2:00 PM and 4:00 PM. The nearest free times:" in chat.text
     assert times(chat) and all(label.startswith(("Thu 5 Mar", "Mon 9 Mar")) for label in times(chat))
+
+
+# ----- dates gone by, and dates past the booking window ---------------------------------------------
+
+
+async def test_a_day_and_month_gone_this_year_says_which_year_it_took(
+    manager: DialogueManager, clock: FrozenClock
+) -> None:
+    clock.now = datetime(2026, 12, 21, 8, tzinfo=UTC)  # Monday 21 December
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on Jan 5")
+    assert "5 Jan has passed this year, so I've taken it as Tue 5 Jan 2027." in chat.text
+    assert "Free times for the Check-up on Tue 5 Jan" in chat.text and times(chat)
+    other = Chat(manager, sender="visitor-2")
+    await other.say("a check-up with Ann on 5/1")  # the same, written day first
+    assert "5 Jan has passed this year, so I've taken it as Tue 5 Jan 2027." in other.text
+    this_year = Chat(manager, sender="visitor-3")
+    await this_year.say("a check-up with Ann on Dec 22")  # still ahead this year: nothing to say
+    assert "passed" not in this_year.text and "Free times for the Check-up on Tue 22 Dec" in this_year.text
+
+
+async def test_a_date_past_the_booking_window_says_where_it_ends_and_offers_the_nearest(
+    manager: DialogueManager,
+) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on March 1")  # gone this year; next year's is past 60 days
+    assert "1 Mar has passed this year, so I've taken it as Mon 1 Mar 2027." in chat.text
+    assert "I can book the Check-up up to 60 days ahead, until Fri 1 May. The nearest free times:" in chat.text
+    assert times(chat) == ["Fri 1 May 3:30 PM", "Fri 1 May 4:00 PM", "Fri 1 May 4:30 PM"]
+    await chat.tap("Fri 1 May 4:30 PM")
+    assert "Shall I book the Check-up with Ann on Fri 1 May, 4:30 PM?" in chat.text
+    later = Chat(manager, sender="visitor-2")
+    await later.say("a check-up with Ann on June 15 at 10am")  # no year rolled: only the window
+    assert "passed" not in later.text
+    assert "I can book the Check-up up to 60 days ahead, until Fri 1 May." in later.text
+    assert times(later) == ["Fri 1 May 9:30 AM", "Fri 1 May 10:00 AM", "Fri 1 May 10:30 AM"]  # around 10am
+
+
+async def test_moving_a_booking_past_the_window_says_where_it_ends(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)
+    await chat.say("can I move my booking to June 15?")
+    assert "I can book the Check-up up to 60 days ahead, until Fri 1 May. The nearest free times:" in chat.text
+    assert times(chat) and all(label.startswith("Fri 1 May") for label in times(chat))
+    await chat.tap(times(chat)[0])
+    assert "Move your Check-up from Tue 3 Mar, 10:00 AM to Fri 1 May" in chat.text
+
+
+async def test_a_window_in_working_days_and_one_with_nothing_free_before_its_end(
+    sqlite_url: str, clock: FrozenClock
+) -> None:
+    business = demo_business(max_advance_days=5, advance_mode="business_days")
+    business["holidays"] = [{"date": f"2026-03-0{d}", "name": "Closed"} for d in range(2, 10)]
+    business["services"][1]["max_advance_days"] = 3  # the solo: three calendar days, all closed
+    settings = make_settings(sqlite_url, [business])
+    database = await prepare_database(settings, clock)
+    try:
+        manager = manager_for(database, settings, clock)
+        chat = Chat(manager)
+        await chat.say("a check-up with Ann on 20 March")
+        assert "I can book the Check-up up to 5 working days ahead, until Mon 9 Mar" in chat.text
+        assert "and nothing is free before then. A colleague can help if you ask for a person." in chat.text
+        assert "Book" in chat.labels  # never silence or an empty list
+        solo = Chat(manager, sender="visitor-2")
+        await solo.say("book the solo on March 20")
+        assert "I can book the Solo up to 3 days ahead, until Thu 5 Mar, and nothing is free" in solo.text
+    finally:
+        await database.dispose()
+
+
+async def test_a_dated_day_that_has_gone_is_said(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on 1/2/2026")
+    assert "Sun 1 Feb 2026 has already passed." in chat.text and "When would you like" in chat.text
 
 
 # ----- one customer, one place at a time ---------------------------------------------------------

@@ -254,6 +254,26 @@ def test_numeric_dates_follow_the_locale_and_ambiguous_ones_are_flagged(uk: When
     assert us.read("5/5", DST_EVE).alternatives == ()  # both readings are the same day
 
 
+@pytest.mark.parametrize(
+    ("phrase", "day", "rolled"),
+    [
+        ("march 3", "2026-03-03", True),  # gone this year (Wednesday 19 November 2025): next year's
+        ("3 march", "2026-03-03", True),
+        ("3/3", "2026-03-03", True),
+        ("nov 10", "2026-11-10", True),
+        ("nov 19", "2025-11-19", False),  # today
+        ("dec 3", "2025-12-03", False),
+        ("3 march 2026", "2026-03-03", False),  # the year was said
+        ("the 5th", "2025-12-05", False),  # a day alone rolls a month, not a year
+    ],
+)
+def test_a_day_and_month_gone_this_year_is_next_years_and_flagged(
+    india: WhenReader, phrase: str, day: str, rolled: bool
+) -> None:
+    when = india.read(phrase, WED)
+    assert (when.date, when.rolled) == (d(day), rolled)
+
+
 def test_a_dated_day_that_has_gone_is_reported_not_read(uk: WhenReader) -> None:
     when = uk.read("05/06/2020", MONTH_END)
     assert (when.date, when.past) == (None, d("2020-06-05"))
