@@ -116,6 +116,7 @@ async def record_usage(db: Database, tenant_id: str, day: date, input_tokens: in
 # ----- the engine ----------------------------------------------------------------------------------
 class ClaudeEngine:
     name = "claude"
+    reads_history = True  # the transcript fills a gap in its own memory
 
     def __init__(self, settings: Settings, *, observer: Callable[[TurnStats], None] | None = None) -> None:
         self.settings = settings

@@ -24,6 +24,7 @@ class Turn:
 
 class Engine(Protocol):
     name: str
+    reads_history: bool  # False: the manager need not load ``Turn.history`` for it
 
     async def respond(self, turn: Turn, desk: Desk) -> list[OutboundMessage]:
         """Answer one turn, acting only through ``desk``; may mutate ``desk.state``."""

@@ -205,7 +205,8 @@ class DialogueManager:
                     conv.locale,
                     conv.timezone,
                 )
-                history = await self._history(session, conv.id, inbound.seq) if early is None else ()
+                reads = early is None and self.engine.reads_history
+                history = await self._history(session, conv.id, inbound.seq) if reads else ()
                 first = inbound.seq == 1
                 conversation_id = conv.id
             if early is not None:

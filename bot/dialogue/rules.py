@@ -50,6 +50,7 @@ class Reply:
 
 class RulesEngine:
     name = "rules"
+    reads_history = False  # its state is the conversation's state, not the transcript
 
     def __init__(self) -> None:
         self._readers: dict[tuple[Any, ...], Reader] = {}

@@ -56,6 +56,7 @@ class StubFallback:
     """Stands in for the rules engine: says who answered, records the turns it saw."""
 
     name = "stub"
+    reads_history = False
 
     def __init__(self) -> None:
         self.turns: list[str] = []
