@@ -217,3 +217,25 @@ async def test_new_booking_fields_survive_normalisation(sqlite_url: str, clock: 
         async with h.db.reading() as session:
             row = await session.get(t.Appointment, first.appointment.id)
         assert row is not None and row.hold_expires_at == clock.now + 5 * MIN
+
+
+async def test_late_payment_that_loses_the_race_for_its_slot_is_refunded(
+    sqlite_url: str, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot looked free, but another booking took it between the look and the insert (what
+    ``_allocate_first_free`` reports when the no-overlap constraint refuses every staff member)."""
+
+    async def lost(*_args: object) -> str:
+        raise SlotTaken("that time was just taken")
+
+    async with harness(sqlite_url, clock) as h:
+        held = await h.hold()
+        clock.advance(minutes=30)
+        await bookings.expire_holds(h.db, clock())
+        monkeypatch.setattr(bookings, "_allocate_first_free", lost)
+        outcome = await bookings.confirm_payment(h.db, h.tenant, held.id, clock())
+        assert (outcome.result, outcome.appointment.status) == ("refund", Status.CANCELLED)
+        assert outcome.appointment.start == SLOT
+        monkeypatch.undo()
+        assert await h.status(held.id) == "cancelled"
+        assert SLOT in await free_starts(h), "nothing of the lost attempt stays behind"
