@@ -21,7 +21,7 @@ from babel import Locale, UnknownLocaleError
 from rapidfuzz import fuzz, process
 
 from bot.dialogue import catalogue
-from bot.dialogue.when import When, WhenReader, normalise
+from bot.dialogue.when import WEEKDAYS, When, WhenReader, normalise
 from core.catalog import BusinessSpec
 from core.timezones import local_to_utc
 
@@ -674,6 +674,11 @@ class Reader:
             entities["past_date"] = when.past.isoformat()
         if when.rolled:
             entities["next_year"] = True  # "March 3" in November: next year's, and the bot says so
+        if when.weekday_said is not None:  # "Friday 20 March", the 20th a Saturday: the date, and what was said
+            entities["weekday_mismatch"] = {
+                "said": WEEKDAYS[when.weekday_said],
+                "nearest": when.weekday_nearest.isoformat() if when.weekday_nearest else None,
+            }
         if when.nonexistent:
             entities["nonexistent_time"] = when.nonexistent.strftime("%H:%M")
 

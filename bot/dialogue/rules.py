@@ -19,11 +19,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.dialogue import catalogue
-from bot.dialogue.desk import BookingView, Desk, Offer, ServiceView
+from bot.dialogue.desk import WEEK, BookingView, Desk, Offer, ServiceView
 from bot.dialogue.engine import Turn
 from bot.dialogue.reading import ANSWERS, Named, Reader, Reading, means_anyone
 from bot.dialogue.replies import main_menu, yes_no
 from bot.dialogue.show import day_text, minutes_text, time_text, when_text
+from bot.dialogue.when import WEEKDAYS
 from bot.money import format_money
 from channels.base import Option, OutboundMessage
 from core.booking import Status
@@ -158,6 +159,7 @@ class Conversation:
         if kind == "day":
             want = self._want()
             want["date"], want["part"] = value, None
+            want.pop("day_check", None)
             self.state.pop("chosen", None)
             await self._advance()
             return True
@@ -193,7 +195,7 @@ class Conversation:
             self._handoff()
         elif key == "other_day":
             want = self._want()
-            for k in ("date", "time", "part", "after", "until", "range"):
+            for k in ("date", "time", "part", "after", "until", "range", "day_check"):
                 want.pop(k, None)
             self.state.pop("chosen", None)
             self.state.pop("asked_when", None)
@@ -326,12 +328,14 @@ class Conversation:
             want.pop("range", None)
             want.pop("after", None)  # where "Later times" had got to, and a window with it
             want.pop("until", None)
+            want.pop("day_check", None)
             if reading.entities.get("next_year"):  # "March 3" in November: never silently next year's
                 self.reply.say(
                     "date.next_year",
                     day=day_text(day, self.locale, weekday=False),
                     date=day_text(day, self.locale, year=True),
                 )
+            self._check_weekday(reading, day)
         elif reading.entities.get("date_range"):
             want["range"], changed = list(reading.entities["date_range"]), True
             want.pop("date", None)
@@ -365,6 +369,50 @@ class Conversation:
         if changed:
             self.state.pop("chosen", None)
             self.state.pop("offers", None)
+
+    def _check_weekday(self, reading: Reading, day: date) -> None:
+        """A weekday written with a date it is not ("Friday 20 March", the 20th a Saturday).
+
+        Asked, not assumed: either half may be the slip (people who plan by weekday get the number
+        wrong, people who copy a date get the weekday wrong), and in a booking chat a wrong day
+        booked costs the customer a wasted trip while the question costs one tap. So both days are
+        offered (``_ask_which_day``), the date first. When the weekday's nearest day has already
+        gone, the date is the only one left: it is taken, and the customer is told."""
+        mismatch = reading.entities.get("weekday_mismatch")
+        if not mismatch or reading.date is None:
+            return
+        if mismatch.get("nearest"):
+            other = day + (date.fromisoformat(mismatch["nearest"]) - reading.date)  # on the same clock as ``day``
+            self._want()["day_check"] = [day.isoformat(), other.isoformat()]
+            return
+        self.reply.say(
+            "date.weekday_taken",
+            date=day_text(day, self.locale, weekday=False),
+            weekday=self._weekday_name(day.weekday()),
+            said=self._weekday_name(WEEKDAYS.index(mismatch["said"])),
+            day=day_text(day, self.locale),
+        )
+
+    def _ask_which_day(self) -> bool:
+        """ "20 Mar is a Saturday, not a Friday. Which day did you mean?", both days as options;
+        False when there is nothing to ask."""
+        check = self._want().get("day_check")
+        if not check:
+            return False
+        days = [date.fromisoformat(d) for d in check]
+        options = [Option(f"day:{d.isoformat()}", day_text(d, self.locale)) for d in days]
+        self._ask(
+            "when",
+            "ask.which_day",
+            options,
+            date=day_text(days[0], self.locale, weekday=False),
+            weekday=self._weekday_name(days[0].weekday()),
+            said=self._weekday_name(days[1].weekday()),
+        )
+        return True
+
+    def _weekday_name(self, weekday: int) -> str:
+        return catalogue.text(f"day.{WEEK[weekday]}", self.locale)
 
     def _in_business_zone(self, reading: Reading) -> tuple[date | None, time | None]:
         """The day and time the customer said, on the business's clock (slots are searched there).
@@ -441,6 +489,8 @@ class Conversation:
         asked = day or (date.fromisoformat(want["range"][0]) if want.get("range") else None)
         if asked is not None and await self._beyond_horizon(svc, staff, asked, wished_time):
             return
+        if self._ask_which_day():
+            return
         if day is None and want.get("range"):
             first, last = (date.fromisoformat(x) for x in want["range"])
             offers = await self.desk.find_slots(
@@ -494,8 +544,8 @@ class Conversation:
         if day <= horizon.last:
             return False
         want = self._want()
-        want.pop("date", None)
-        want.pop("range", None)
+        for key in ("date", "range", "day_check"):
+            want.pop(key, None)
         unit = ("horizon.working_day" if horizon.working else "horizon.day") + ("" if horizon.days == 1 else "s")
         params = {
             "service": svc.name,
@@ -794,6 +844,8 @@ class Conversation:
             days = await self.desk.free_days(target.service, 5, moving=target.ref)
             return self._ask("when", "ask.reschedule_when", self._day_options(days), **self._view_params(target))
         if day is not None and await self._beyond_horizon(svc, None, day, wished, moving=target):
+            return
+        if self._ask_which_day():
             return
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
         after, before, ends_by = self._limits(want)

@@ -9,6 +9,8 @@ grammar of our own reads the phrases a booking chat uses, with the rules a front
 * a date is never in the past: a weekday is its next occurrence (today counts while the time
   asked for is still ahead), "the 5th" rolls to next month once the 5th has gone, a month and
   day without a year roll to next year;
+* a weekday written with a date ("Friday 20 March") is checked against it: the date stands, and a
+  weekday it is not is flagged with that weekday's day nearest the date, so the bot can ask;
 * numeric dates follow the locale (en-US month first, everyone else day first); one that reads
   both ways is returned with its alternative so the bot can confirm it;
 * a time given in another zone ("4pm London time") is converted to the business zone.
@@ -321,6 +323,11 @@ class When:
     until: dt.time | None = None  # with "between": the end of the window, ``time`` its start
     past: dt.date | None = None  # a date the customer named that has already gone
     rolled: bool = False  # a day and month without a year that has passed this year: ``date`` is a later year's
+    # A weekday written with a date it is not ("Friday 20 March", the 20th a Saturday): ``date`` is the
+    # date as written, ``weekday_said`` the weekday written (0 = Monday) and ``weekday_nearest`` the
+    # day of that weekday nearest the date, unless it has gone.
+    weekday_said: int | None = None
+    weekday_nearest: dt.date | None = None
     nonexistent: dt.time | None = None  # a wall-clock time the clocks skip that day (moved forward)
     spans: tuple[tuple[int, int], ...] = field(default=())  # in the normalised text
 
@@ -339,6 +346,8 @@ class _Day:
     past: date | None = None
     clock: tuple[int, int] | None = None  # "in 2 hours" carries a time too
     rolled: bool = False  # no year was given and this year's has passed
+    weekday: int | None = None  # the weekday written ("Friday"), 0 = Monday
+    dated: bool = False  # a calendar date ("20 March", "3/20", "the 20th"), not a weekday or "tomorrow"
 
 
 def _last_day(year: int, month: int) -> date:
@@ -419,6 +428,11 @@ class WhenReader:
         spans = tuple(sorted([(clock.start, clock.end)] if clock else []) + [(d.start, d.end) for d in days])
         chosen = _choose(days, s)
         result = When(part_of_day=pod, spans=spans, zone=clock.zone if clock else None)
+        pair = _weekday_with_date(days, s, chosen)
+        if pair is not None:  # "Friday 20 March": the date says which day; the weekday is checked against it
+            chosen, said = pair
+            if chosen.day is not None and chosen.day.weekday() != said:
+                result = replace(result, weekday_said=said, weekday_nearest=_nearest_weekday(chosen.day, said, today))
         if clock:
             result = replace(result, time=time(clock.hour, clock.minute), bound=clock.bound)
             if clock.until:
@@ -580,7 +594,7 @@ class WhenReader:
                     continue
                 day = self._resolve(kind, m, today, local_now, ahead)
                 if day is not None:
-                    days.append(day)
+                    days.append(replace(day, dated=kind in _DATED))
             for day in days:
                 s = s[: day.start] + " " * (day.end - day.start) + s[day.end :]
         return days, s
@@ -659,6 +673,9 @@ class WhenReader:
         return _Day(m.start(), m.end(), day=chosen, alternatives=(chosen, *others) if others else (), rolled=rolled)
 
     def _weekday(self, m: re.Match[str], today: date, ahead: bool) -> _Day:
+        return replace(self._weekday_day(m, today, ahead), weekday=WEEKDAYS.index(m.group("wd")))
+
+    def _weekday_day(self, m: re.Match[str], today: date, ahead: bool) -> _Day:
         g = m.groupdict()
         wd = WEEKDAYS.index(g["wd"])
         week = (g.get("wk") or "").replace("the following", "next")
@@ -782,6 +799,33 @@ def _choose(days: list[_Day], s: str) -> _Day | None:
     wanted = [d for d, floor in zip(points, floors, strict=True) if not negated(s, d.start, d.end, floor)] or points
     singles = [d for d in wanted if d.day or d.past]
     return singles[0] if singles else (wanted[0] if wanted else None)
+
+
+_DATED = frozenset({"iso", "numeric", "month_day", "day_month", "ordinal"})
+_BETWEEN_WEEKDAY_AND_DATE = re.compile(r"\s*(?:(?:on|the|of)\s+)?")
+
+
+def _weekday_with_date(days: list[_Day], s: str, chosen: _Day | None) -> tuple[_Day, int] | None:
+    """A weekday written next to a date ("Friday 20 March", "20/3 Fri", "Friday the 20th") when one
+    of the two is the day chosen: the date, and the weekday written."""
+    for said in days:
+        floor = max((d.end for d in days if d.end <= said.start), default=0)
+        if said.weekday is None or negated(s, said.start, said.end, floor):  # "not Friday, the 20th"
+            continue
+        for dated in days:
+            if not dated.dated or chosen not in (said, dated):
+                continue
+            first, second = sorted((said, dated), key=lambda d: d.start)
+            if _BETWEEN_WEEKDAY_AND_DATE.fullmatch(s[first.end : second.start]):
+                return dated, said.weekday
+    return None
+
+
+def _nearest_weekday(day: date, weekday: int, today: date) -> date | None:
+    """The day of ``weekday`` nearest ``day`` (at most three days either side), unless it has gone."""
+    ahead = (weekday - day.weekday()) % 7
+    nearest = day + timedelta(days=ahead if ahead <= 3 else ahead - 7)
+    return nearest if nearest >= today else None
 
 
 def _range(what: str, today: date) -> tuple[date, date] | None:

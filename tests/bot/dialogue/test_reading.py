@@ -306,6 +306,15 @@ def test_json_shape(reader: Reader) -> None:
     assert json.loads(json.dumps(reading.to_json())) == reading.to_json()
 
 
+def test_a_weekday_that_is_not_the_dates_is_flagged(reader: Reader) -> None:
+    reading = reader.read("book a follow-up on thursday 5 december at 10am", WED)  # the 5th is a Friday
+    assert (reading.to_json()["date"], reading.to_json()["time"]) == ("2025-12-05", "10:00")
+    assert reading.entities == {"weekday_mismatch": {"said": "thursday", "nearest": "2025-12-04"}}
+    gone = reader.read("monday 20 november", WED)  # a Thursday; the nearest Monday has gone
+    assert gone.entities == {"weekday_mismatch": {"said": "monday", "nearest": None}}
+    assert reader.read("friday 5 december", WED).entities == {}  # they agree
+
+
 def test_entities_are_json_safe(reader: Reader) -> None:
     reading = reader.read("this weekend in the morning, 3pm EST, or 12/05", WED)
     assert json.loads(json.dumps(reading.entities)) == reading.entities

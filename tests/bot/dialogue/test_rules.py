@@ -138,6 +138,41 @@ async def test_a_dated_day_that_has_gone_is_said(manager: DialogueManager) -> No
     assert "Sun 1 Feb 2026 has already passed." in chat.text and "When would you like" in chat.text
 
 
+# ----- a weekday written with a date ----------------------------------------------------------------
+
+
+async def test_a_weekday_that_agrees_with_the_date_takes_the_date(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on Thursday 19 March at 10am")  # not Thursday 5 March
+    assert chat.text == "Shall I book the Check-up with Ann on Thu 19 Mar, 10:00 AM? Price: €50.00."
+
+
+async def test_a_weekday_that_is_not_the_dates_asks_which_day(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on Friday 19 March at 10am")  # 19 March is a Thursday
+    assert chat.text == "19 Mar is a Thursday, not a Friday. Which day did you mean?"
+    assert chat.labels == ["Thu 19 Mar", "Fri 20 Mar"]  # the date first; nothing taken silently
+    await chat.tap("Fri 20 Mar")
+    assert "Shall I book the Check-up with Ann on Fri 20 Mar, 10:00 AM?" in chat.text  # the time holds
+    typed = Chat(manager, sender="visitor-2")
+    await typed.say("a check-up with Ann on Friday 19 March")
+    await typed.say("1")
+    assert "Free times for the Check-up on Thu 19 Mar" in typed.text
+    moving = Chat(manager, sender="visitor-3")
+    await booked(moving)
+    await moving.say("can I move my booking to Friday 19 March?")
+    assert "19 Mar is a Thursday, not a Friday. Which day did you mean?" in moving.text
+    await moving.tap("Thu 19 Mar")
+    assert "Thu 19 Mar" in moving.text and times(moving)
+
+
+async def test_a_weekday_whose_nearest_day_has_gone_takes_the_date_and_says_so(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann on Sunday 3 March")  # a Tuesday; Sunday 1 March has gone
+    assert "3 Mar is a Tuesday, not a Sunday, so I've taken Tue 3 Mar." in chat.text
+    assert "Free times for the Check-up on Tue 3 Mar" in chat.text and times(chat)
+
+
 # ----- one customer, one place at a time ---------------------------------------------------------
 
 

@@ -128,6 +128,28 @@ def test_next_friday_said_on_a_saturday_is_not_ambiguous(us: WhenReader) -> None
     assert (when.date, when.alternatives) == (d("2026-03-13"), ())
 
 
+WEEKDAY_WITH_DATE = [
+    # (phrase, date, weekday written when it is not the date's, the nearest day of that weekday)
+    ("friday 5 december", "2025-12-05", None, None),  # they agree: the date, not this Friday (21 Nov)
+    ("fri 5/12 at 10am", "2025-12-05", None, None),
+    ("thursday 5 december", "2025-12-05", 3, "2025-12-04"),  # 5 December is a Friday
+    ("5 december, thursday", "2025-12-05", 3, "2025-12-04"),
+    ("thursday the 5th at 10am", "2025-12-05", 3, "2025-12-04"),
+    ("sunday 5 december", "2025-12-05", 6, "2025-12-07"),  # the nearest Sunday is after it
+    ("monday 20 november", "2025-11-20", 0, None),  # the nearest Monday (17 Nov) has gone
+    ("not thursday, 5 december", "2025-12-05", None, None),  # a weekday turned down says nothing
+    ("thursday or 5 december", "2025-11-20", None, None),  # two days, not one
+]
+
+
+@pytest.mark.parametrize(("phrase", "day", "said", "nearest"), WEEKDAY_WITH_DATE)
+def test_a_weekday_with_a_date_is_checked_against_it(
+    india: WhenReader, phrase: str, day: str, said: int | None, nearest: str | None
+) -> None:
+    when = india.read(phrase, WED)
+    assert (when.date, when.weekday_said, when.weekday_nearest) == (d(day), said, d(nearest) if nearest else None)
+
+
 def test_ranges(india: WhenReader) -> None:
     assert india.read("this weekend", WED).date_range == (d("2025-11-22"), d("2025-11-23"))
     assert india.read("this weekend", WED).date is None
