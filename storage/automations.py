@@ -56,6 +56,16 @@ def trigger_of(from_status: str | None, to_status: str, reason: str) -> str | No
     return None
 
 
+def _is_trigger() -> Any:
+    """:func:`trigger_of` is not None, as SQL: rows that are no trigger (a hold taken or lapsed,
+    the old half of a move) must not take places in the queue, where nothing ever marks them done."""
+    events = t.AppointmentEvent
+    return or_(
+        events.to_status.in_((Status.SCHEDULED.value, Status.MISSED.value, Status.COMPLETED.value)),
+        and_(events.to_status == Status.CANCELLED.value, events.reason != HOLD_EXPIRED),
+    )
+
+
 async def events_since(db: Database, since: datetime, now: datetime, limit: int = 200) -> list[TriggerEvent]:
     """Trigger events newer than ``since`` whose message action is neither done nor held by a live claim."""
     async with db.reading() as session:
@@ -67,7 +77,11 @@ async def events_since(db: Database, since: datetime, now: datetime, limit: int 
         rows = (
             await session.execute(
                 select(t.AppointmentEvent)
-                .where(t.AppointmentEvent.at >= since, t.AppointmentEvent.id.notin_(done.scalar_subquery()))
+                .where(
+                    t.AppointmentEvent.at >= since,
+                    _is_trigger(),
+                    t.AppointmentEvent.id.notin_(done.scalar_subquery()),
+                )
                 .order_by(t.AppointmentEvent.at, t.AppointmentEvent.id)
                 .limit(limit)
             )

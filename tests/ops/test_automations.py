@@ -14,6 +14,7 @@ from bot.context import CONTEXT
 from bot.scheduler import Scheduler
 from bot.settings import Settings
 from core.automations import PLACEHOLDERS, ics_token, render
+from core.booking import Status
 from storage import automations as log_store
 from storage import bookings, reminders
 from tests.conftest import T0, FrozenClock, demo_business, make_settings
@@ -199,3 +200,47 @@ async def test_jobs_run_through_a_real_apscheduler(sqlite_url: str, clock: Froze
 async def test_app_builds_and_stops_its_scheduler(client: TestClient) -> None:
     jobs = client.server.app[JOBS]
     assert jobs.alerts is not None and jobs.payments is not None
+
+
+async def test_history_that_triggers_nothing_never_holds_up_the_queue(sqlite_url: str, clock: FrozenClock) -> None:
+    """A busy day of payment holds (each one a history row no automation answers) must not fill the
+    queue's places: the next booking's message still goes out, and the queue holds triggers only."""
+    from itertools import product
+
+    from storage import tables as t
+    from storage.automations import trigger_of
+    from storage.bookings import HOLD_EXPIRED
+
+    message = "Booked: {{service_name}}."
+    settings = make_settings(sqlite_url, [business(automations={"appointment.booked": {"message": message}})])
+    db = await prepare_database(settings, clock)
+    try:
+        manager = manager_for(db, settings, clock)
+        jobs = jobs_for(db, settings, clock, "a", manager=manager)
+        first = await book_in_chat(db, manager, clock, T0 + timedelta(days=1, hours=2))
+        assert await jobs.automations_run() == 1
+        statuses = [s.value for s in Status]
+        reasons = ["booked", "rescheduled", "paid", HOLD_EXPIRED, "cancelled_by_customer"]
+        idle = [k for k in product([None, *statuses], statuses, reasons) if trigger_of(*k) is None]
+        assert len(idle) > 10
+        async with db.writing() as session:  # what a few hundred holds, moves and lapses write
+            for i in range(250):
+                was, to, why = idle[i % len(idle)]
+                session.add(
+                    t.AppointmentEvent(
+                        tenant_id=first.tenant_id,
+                        appointment_id=first.appointment_id,
+                        at=clock() - timedelta(minutes=1),
+                        from_status=was,
+                        to_status=to,
+                        actor="payment",
+                        reason=why,
+                    )
+                )
+        assert await log_store.events_since(db, clock() - timedelta(hours=24), clock()) == []
+        clock.advance(minutes=1)
+        second = await book_in_chat(db, manager, clock, T0 + timedelta(days=1, hours=4), sender="visitor-2")
+        assert await jobs.automations_run() == 1
+        assert await system_messages(manager, second.conversation_id) == ["Booked: Solo."]
+    finally:
+        await db.dispose()
