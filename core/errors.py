@@ -82,6 +82,13 @@ class PolicyViolation(Conflict):
     code = "policy_violation"
 
 
+class TermsChanged(PolicyViolation):
+    """What an action gives or costs got worse after the customer was told (a refund window
+    passed between the quote and their yes): ask them again, never act on the old terms."""
+
+    code = "terms_changed"
+
+
 class InvalidTransition(Conflict):
     """The appointment is not in a state that allows this action."""
 

@@ -26,7 +26,7 @@ from bot.dialogue import catalogue
 from channels.base import OutboundMessage
 from core.availability import last_bookable_day
 from core.booking import ACTIVE, Appointment, Status
-from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken, TermsChanged
 from core.insights import READING, TOOL, IntentNote
 from core.models import AdvanceMode, Slot
 from core.phones import PHONE_CHANNELS, normalize_phone, region_of
@@ -58,6 +58,9 @@ class Linked(Protocol):
 
 
 class Previewed(Protocol):
+    @property
+    def amount(self) -> int: ...
+
     @property
     def text(self) -> str: ...
 
@@ -497,7 +500,19 @@ class Desk:
         if self.payments is None or not view.price:
             return None
         preview = await self.payments.refund_preview(self.party.tenant_id, view.id, self.clock(), self.party.locale)
+        self.state["refund_quote"] = {"id": view.id, "amount": preview.amount}
         return preview.text
+
+    async def _keep_to_quote(self, view: BookingView) -> None:
+        """The refund quoted before the customer said yes is what they agreed to: if it shrank since
+        (a refund window passed in between), they are asked again with the new terms."""
+        quote = self.state.get("refund_quote") or {}
+        if self.payments is None or quote.get("id") != view.id:
+            return
+        preview = await self.payments.refund_preview(self.party.tenant_id, view.id, self.clock(), self.party.locale)
+        if preview.amount < int(quote.get("amount", 0)):
+            self.state["refund_quote"] = {"id": view.id, "amount": preview.amount}
+            raise TermsChanged(catalogue.text("payment.refund_changed", self.party.locale, terms=preview.text))
 
     async def my_bookings(self, *, upcoming: bool = True) -> list[BookingView]:
         self._note(intent="check_bookings")
@@ -529,6 +544,8 @@ class Desk:
         self._note(intent="cancel_appointment")
         target = await self.find_mine(ref)
         self._note(service=target.service)
+        await self._keep_to_quote(target)
+        self.state.pop("refund_quote", None)
         actor, reason = f"chat:{self.party.channel}", "customer asked in chat"
         if self.payments is not None:  # a paid booking is refunded as its policy says
             outcome = await self.payments.cancel_booking(

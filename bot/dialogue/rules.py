@@ -28,7 +28,7 @@ from bot.dialogue.when import WEEKDAYS
 from bot.money import format_money
 from channels.base import Option, OutboundMessage
 from core.booking import Status
-from core.errors import Conflict, FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken
+from core.errors import Conflict, FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken, TermsChanged
 
 PARTS = {"morning": (time(0), time(12)), "afternoon": (time(12), time(17)), "evening": (time(17), time(23, 59))}
 EXPECT = {"name": "name", "phone": "phone"}
@@ -799,8 +799,20 @@ class Conversation:
         ref = self.state.get("target", "")
         try:
             cancelled = await self.desk.cancel(ref)
-        finally:
+        except TermsChanged as changed:  # the refund shrank since it was quoted: their yes was to the old one
+            target = await self.desk.find_mine(ref)
+            self._ask(
+                "confirm_cancel",
+                "ask.confirm_cancel",
+                yes_no(self.locale),
+                policy=changed.message,
+                **self._view_params(target),
+            )
+            return
+        except BaseException:
             self._finish()
+            raise
+        self._finish()
         self.reply.say(
             "cancelled",
             [Option("menu:book", catalogue.text("option.book_again", self.locale))],

@@ -229,3 +229,41 @@ async def test_a_booking_held_for_payment_cannot_be_moved_and_says_why(client: T
     texts = [r.text for r in await say(client, "can I move it to Thursday at 11am?")]
     assert any("still waiting for its payment, so it can't be moved" in x for x in texts), texts
     assert not any("went wrong" in x for x in texts)
+
+
+async def test_a_refund_that_shrinks_between_the_quote_and_the_yes_is_quoted_again(
+    aiohttp_client: Any, sqlite_url: str, clock: FrozenClock
+) -> None:
+    """Full refund up to 48 h before, half after. Quoted in full at 48 h 01 min, the customer's yes
+    comes two minutes later: they are told the new amount and asked again, never refunded less
+    than they agreed to without knowing."""
+    from datetime import timedelta
+
+    from tests.conftest import demo_business, make_settings, other_business
+
+    business = demo_business(refund_full_hours=48, refund_partial_percent=50)
+    settings = make_settings(sqlite_url, [business, other_business()])
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    start = clock() + timedelta(days=3, hours=2)  # Thursday 10:00
+    for text in ("book a check-up with Ann on Thursday at 10am", "yes", "Ravi Kumar", "+447700900123"):
+        replies = await say(client, text)
+    link = next(r.link for r in replies if r.link is not None)
+    path = LINK.search(link.url)
+    assert path is not None
+    assert (await client.post(path.group(1), data={"action": "pay"})).status in (200, 303)
+    await client.app[PAYMENTS].drain()
+    async with client.app[CONTEXT].db.reading() as session:
+        appointment = await session.scalar(select(t.Appointment).where(t.Appointment.status == "scheduled"))
+    assert appointment is not None and appointment.starts_at == start
+
+    clock.now = start - timedelta(hours=48, minutes=1)
+    asked = " ".join(r.text for r in await say(client, "cancel my booking"))
+    assert "full refund of €50.00" in asked
+    clock.advance(minutes=2)
+    again = " ".join(r.text for r in await say(client, "yes"))
+    assert "The refund has changed since I asked" in again and "€25.00 back (50% of €50.00)" in again
+    assert "Cancel your Check-up" in again
+    assert await refunded(client, appointment.id) == ("completed", "none", 0), "nothing cancelled yet"
+    texts = [r.text for r in await say(client, "yes")]
+    assert any("is cancelled" in x for x in texts), texts
+    assert await refunded(client, appointment.id) == ("refunded", "succeeded", 2500)
