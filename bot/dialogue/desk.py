@@ -522,14 +522,15 @@ class Desk:
         mine = set(self.state.get("mine", []))
         now = self.clock()
         async with self.db.reading() as session:
-            query = select(t.Appointment.id).where(
+            query = select(t.Appointment.id, t.Appointment.conversation_id).where(
                 t.Appointment.tenant_id == self.party.tenant_id, t.Appointment.customer_id == customer_id
             )
             if upcoming:
                 query = query.where(t.Appointment.ends_at > now, t.Appointment.status.in_([s.value for s in ACTIVE]))
-            ids = list(await session.scalars(query.order_by(t.Appointment.starts_at).limit(50)))
-        if not self.party.phone_verified:
-            ids = [i for i in ids if i in mine]
+            found = (await session.execute(query.order_by(t.Appointment.starts_at).limit(50))).all()
+        # Without a verified phone, only bookings made in this chat: the ones it made, and where they
+        # were moved to since, by whoever (a move keeps the booking's conversation).
+        ids = [i for i, chat in found if self.party.phone_verified or i in mine or chat == self.party.conversation_id]
         return [await self._view(await bookings.get(self.db, self.party.tenant_id, i)) for i in ids]
 
     async def find_mine(self, ref: str) -> BookingView:

@@ -455,6 +455,25 @@ async def test_my_bookings_only_shows_this_conversations_bookings_on_unverified_
     assert "2:00 PM" in other.text and "10:00 AM" not in other.text
 
 
+async def test_a_booking_moved_outside_the_chat_is_still_this_chats(
+    manager: DialogueManager, db: Database, clock: FrozenClock
+) -> None:
+    """Moved by the business (API, dashboard) or by the customer's link, the booking gets a new id
+    the chat never saw; on the web chat it is still the customer's, and still only theirs."""
+    chat = Chat(manager, sender="visitor-a")
+    await booked(chat, phone="+447700900123")
+    [row] = await appointments(db)
+    await bookings.reschedule(db, row.tenant_id, row.id, datetime(2026, 3, 4, 11, 0, tzinfo=UTC), clock())
+    await chat.say("my bookings")
+    assert "Wed 4 Mar, 11:00 AM" in chat.text and "Tue 3 Mar" not in chat.text
+    await chat.say("cancel my booking")
+    assert "Cancel your Check-up on Wed 4 Mar, 11:00 AM" in chat.text
+    stranger = Chat(manager, sender="visitor-b")
+    await booked(stranger, when="tomorrow at 2pm", name="Eve", phone="+447700900123")  # types the same phone
+    await stranger.say("my bookings")
+    assert "2:00 PM" in stranger.text and "Wed 4 Mar" not in stranger.text
+
+
 async def test_phone_channels_see_every_booking_of_their_number(manager: DialogueManager, db: Database) -> None:
     web = Chat(manager, sender="visitor-a")
     await booked(web, phone="+447700900123")
