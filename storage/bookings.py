@@ -35,7 +35,7 @@ from core.booking import (
 from core.errors import Conflict, InvalidInput, NotFound, SlotTaken
 from core.models import Assignment, Slot
 from core.phones import normalize_phone
-from storage import customers, insights
+from storage import customers, insights, outcomes
 from storage import schedule as schedules
 from storage import tables as t
 from storage.engine import Database
@@ -564,15 +564,33 @@ async def reschedule(
 async def mark(
     db: Database, tenant_id: str, appointment_id: str, target: Status, now: datetime, *, actor: str = "api"
 ) -> Appointment:
-    """Completed or missed (no-show): only once the appointment has started."""
+    """Completed or missed (no-show): only once the appointment has started. The outcome the
+    outcomes job assumed (``completed`` an hour after the end, by default) may be corrected once
+    by a person: the customer did not come after all, or did."""
     async with db.writing() as session:
         row = await _row(session, tenant_id, appointment_id)
-        ensure_transition(Status(row.status), target)
+        if not await _corrects_automatic(session, row, target):
+            ensure_transition(Status(row.status), target)
         ensure_started(row.starts_at, now, "completed" if target is Status.COMPLETED else "a no-show")
         session.add(_event(row, target, now, actor, target.value))
         await insights.record_appointment(session, row, row.status, target.value, now)
         row.status, row.updated_at = target.value, now
         return (await _views(session, [row]))[0]
+
+
+async def _corrects_automatic(session: AsyncSession, row: t.Appointment, target: Status) -> bool:
+    """``completed`` ↔ ``missed`` over a mark the outcomes job made, which no person has marked since."""
+    outcome = (Status.COMPLETED.value, Status.MISSED.value)
+    if {row.status, target.value} != set(outcome):
+        return False
+    markers = set(
+        await session.scalars(
+            select(t.AppointmentEvent.actor).where(
+                t.AppointmentEvent.appointment_id == row.id, t.AppointmentEvent.to_status.in_(outcome)
+            )
+        )
+    )
+    return markers == {outcomes.AUTOMATIC}
 
 
 async def tenant_of(db: Database, appointment_id: str) -> str:

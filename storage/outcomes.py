@@ -15,6 +15,8 @@ from core.booking import Status
 from storage import tables as t
 from storage.engine import Database
 
+AUTOMATIC = "system:outcomes"  # the actor of the marks this job makes (a person may correct one)
+
 
 async def mark_overdue(
     db: Database, now: datetime, *, ended_before: datetime, ended_after: datetime, target: Status, limit: int = 200
@@ -52,7 +54,7 @@ async def mark_overdue(
                     at=now,
                     from_status=Status.SCHEDULED.value,
                     to_status=target.value,
-                    actor="system:outcomes",
+                    actor=AUTOMATIC,
                     reason=target.value,
                     details={"automatic": True},
                 )

@@ -244,3 +244,49 @@ async def test_history_that_triggers_nothing_never_holds_up_the_queue(sqlite_url
         assert await system_messages(manager, second.conversation_id) == ["Booked: Solo."]
     finally:
         await db.dispose()
+
+
+async def test_a_no_show_corrects_the_automatic_completed_mark_once(sqlite_url: str, clock: FrozenClock) -> None:
+    """The outcomes job assumed 'completed' an hour after the end; the receptionist knows better."""
+    import pytest
+
+    from core.errors import InvalidTransition
+
+    settings = make_settings(sqlite_url, [business()], outcomes={"default": "completed", "mark_after_minutes": 60})
+    db = await prepare_database(settings, clock)
+    try:
+        manager = manager_for(db, settings, clock)
+        jobs = jobs_for(db, settings, clock, "a", manager=manager)
+        booked = await book_in_chat(db, manager, clock, T0 + timedelta(hours=3))
+        clock.advance(hours=5)
+        assert await jobs.outcomes() == [(booked.tenant_id, booked.appointment_id)]
+        await jobs.automations_run()
+        corrected = await bookings.mark(db, booked.tenant_id, booked.appointment_id, Status.MISSED, clock())
+        assert corrected.status is Status.MISSED
+        await jobs.automations_run()
+        stored = [m for m in await manager.messages(booked.conversation_id) if m.author == "system"]
+        assert "we missed you" in stored[-1].text
+        actions = {(r.trigger, r.action): r for r in await log_store.runs(db, booked.tenant_id, booked.appointment_id)}
+        assert actions[("appointment.no_show", "follow_up.flag_customer")].detail == {"no_shows": 1, "repeat": False}
+        with pytest.raises(InvalidTransition):  # a person's own mark is not corrected back and forth
+            await bookings.mark(db, booked.tenant_id, booked.appointment_id, Status.COMPLETED, clock())
+    finally:
+        await db.dispose()
+
+
+async def test_a_mark_made_by_a_person_stays(sqlite_url: str, clock: FrozenClock) -> None:
+    import pytest
+
+    from core.errors import InvalidTransition
+
+    settings = make_settings(sqlite_url, [business()])
+    db = await prepare_database(settings, clock)
+    try:
+        manager = manager_for(db, settings, clock)
+        booked = await book_in_chat(db, manager, clock, T0 + timedelta(hours=3))
+        clock.advance(hours=4)
+        await bookings.mark(db, booked.tenant_id, booked.appointment_id, Status.COMPLETED, clock())
+        with pytest.raises(InvalidTransition):
+            await bookings.mark(db, booked.tenant_id, booked.appointment_id, Status.MISSED, clock())
+    finally:
+        await db.dispose()
