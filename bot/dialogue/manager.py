@@ -177,7 +177,9 @@ class DialogueManager:
 
     # ----- a turn ----------------------------------------------------------------------------
     async def handle(self, incoming: Incoming) -> TurnResult:
-        text = incoming.text.strip()[: self.settings.dialogue.max_text_chars]
+        limit = self.settings.dialogue.max_text_chars
+        text = incoming.text.strip()
+        cut, text = len(text) > limit, text[:limit]
         choice = incoming.choice
         async with self._lock((incoming.agent, incoming.channel, incoming.sender)):
             now = self.clock()
@@ -233,6 +235,9 @@ class DialogueManager:
                 finally:
                     running.open = False
                     _RUNNING.reset(scope)
+                if cut:  # said, not silently dropped: what came after the limit was never read
+                    note = catalogue.text("too_long", desk.party.locale, limit=f"{limit:,}")
+                    replies.insert(0, OutboundMessage(note))
             async with self.db.writing() as session:
                 conv = await _locked(session, conversation_id)
                 insights.know_zone(session, business.id, business.timezone)

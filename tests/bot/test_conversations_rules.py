@@ -474,6 +474,15 @@ async def test_a_booking_moved_outside_the_chat_is_still_this_chats(
     assert "2:00 PM" in stranger.text and "Wed 4 Mar" not in stranger.text
 
 
+async def test_a_message_over_the_limit_is_answered_and_the_cut_is_said(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("what are your opening hours? " + "I also wanted to tell you about my knee. " * 80)
+    assert chat.last[0].text.startswith("That was a long message: I read its first 2,000 characters.")
+    assert "Monday: 09:00-17:00" in chat.text, "the part that was read is answered"
+    await chat.say("what are your opening hours?")
+    assert "long message" not in chat.text
+
+
 async def test_phone_channels_see_every_booking_of_their_number(manager: DialogueManager, db: Database) -> None:
     web = Chat(manager, sender="visitor-a")
     await booked(web, phone="+447700900123")
