@@ -331,25 +331,33 @@ class Desk:
         near: datetime | None = None,
         limit: int = MAX_OFFERS,
         ends_by: time | None = None,
+        since: datetime | None = None,
     ) -> list[Offer]:
         """Free slots for ``service``: on ``day`` (to ``until``), else from today for two weeks,
         starting from ``after`` and before ``before``, ending by ``ends_by`` (local times); ``near``
-        orders them by distance from a wished time. Each call replaces the desk's offers."""
-        now = self.clock()
+        orders them by distance from a wished time; ``since``: only those starting after it (the
+        next page, from its own day on). Each call replaces the desk's offers."""
         svc = await self.service(service)
         self._note("service_selected", "book_appointment", service)
         if staff is not None and staff not in svc.staff:
             raise InvalidInput(f"{staff} does not do {svc.name}")
-        today = now.astimezone(self.zone).date()
-        first = max(day or today, today)
+        first, last = self._days(day, until, since)
+        slots = [
+            s
+            for s in await self._free(service, first, last, staff)
+            if _within(s, self.zone, after, before, ends_by) and (since is None or s.start > since)
+        ]
+        return self._offer(service, _closest(slots, near, limit), staff)
+
+    def _days(self, day: date | None, until: date | None, since: datetime | None) -> tuple[date, date]:
+        """The local days to search: ``day`` to ``until``, else two weeks from today, or from the
+        day of ``since`` (a page of later times); never before today, at most 62 days."""
+        today = self.clock().astimezone(self.zone).date()
+        first = max(day or today, today, since.astimezone(self.zone).date() if since else today)
         last = until or (first if day else first + timedelta(days=SEARCH_DAYS))
         if last < first:
             raise InvalidInput("that range ends before it starts")
-        last = min(last, first + timedelta(days=62))
-        slots = [
-            s for s in await self._free(service, first, last, staff) if _within(s, self.zone, after, before, ends_by)
-        ]
-        return self._offer(service, _closest(slots, near, limit), staff)
+        return first, min(last, first + timedelta(days=62))
 
     async def horizon(self, service: str) -> Horizon:
         """The service's booking window (``max_advance_days``) as of now: the slot engine offers
@@ -597,17 +605,22 @@ class Desk:
         limit: int = MAX_OFFERS,
         ends_by: time | None = None,
         until: date | None = None,
+        since: datetime | None = None,
     ) -> list[Offer]:
         """Free slots to move one of the sender's bookings to (its own slot excluded from the busy
-        time): on ``day`` (to ``until``), else from today for two weeks."""
+        time): on ``day`` (to ``until``), else from today for two weeks; as ``find_slots``."""
         self._note(intent="reschedule_appointment")
         target = await self.find_mine(ref)
         self._note(service=target.service)
-        today = self.clock().astimezone(self.zone).date()
-        first = max(day or today, today)
-        last = until or (first if day else first + timedelta(days=SEARCH_DAYS))
-        free = await self._free(target.service, first, min(last, first + timedelta(days=62)), None, exclude=target.id)
-        slots = [s for s in free if s.start != target.start and _within(s, self.zone, after, before, ends_by)]
+        first, last = self._days(day, until, since)
+        free = await self._free(target.service, first, last, None, exclude=target.id)
+        slots = [
+            s
+            for s in free
+            if s.start != target.start
+            and _within(s, self.zone, after, before, ends_by)
+            and (since is None or s.start > since)
+        ]
         return self._offer(target.service, _closest(slots, near, limit), None)
 
     def handoff(self, reason: str) -> None:

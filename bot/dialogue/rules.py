@@ -167,9 +167,8 @@ class Conversation:
             self.state["chosen"] = value
             await self._advance()
             return True
-        if kind == "more":
-            want = self._want()
-            want["after"] = value
+        if kind == "more":  # "Later times": the next page starts after the last time shown
+            self._want()["since"] = value
             await self._advance()
             return True
         if kind == "bk":
@@ -195,7 +194,7 @@ class Conversation:
             self._handoff()
         elif key == "other_day":
             want = self._want()
-            for k in ("date", "time", "part", "after", "until", "range", "day_check"):
+            for k in ("date", "time", "part", "after", "until", "range", "day_check", "since"):
                 want.pop(k, None)
             self.state.pop("chosen", None)
             self.state.pop("asked_when", None)
@@ -369,6 +368,7 @@ class Conversation:
         if changed:
             self.state.pop("chosen", None)
             self.state.pop("offers", None)
+            want.pop("since", None)  # a new wish pages from its own first time
 
     def _check_weekday(self, reading: Reading, day: date) -> None:
         """A weekday written with a date it is not ("Friday 20 March", the 20th a Saturday).
@@ -511,6 +511,7 @@ class Conversation:
             staff=staff,
             near=near,
             limit=6 if near else 60,
+            since=self._since(),
         )
         if near is not None:
             exact = [o for o in offers if o.start == near]
@@ -622,8 +623,9 @@ class Conversation:
     async def _present(
         self, svc: ServiceView, offers: list[Offer], *, day: date | None, quiet: bool = False, later: bool = False
     ) -> None:
-        """Offer these times. ``later``: there are more after them (not when they are all there
-        is, or already spread over the whole day); "Later times" is offered for one day's."""
+        """Offer these times. ``later``: there are more after them within the customer's limits (not
+        when they are all there is, or already spread over the whole day): "Later times" pages on
+        from the last one shown, across days."""
         if not offers:
             return await self._nothing_free(svc, None, day, None)
         zone = self.desk.customer_zone or self.desk.business.timezone
@@ -632,14 +634,8 @@ class Conversation:
         # the short prompt names no day: unless the customer named it, each time says its own
         with_day = not one_day or (quiet and day is None)
         options = [Option(f"slot:{o.id}", self._slot_label(o, zone, with_day=with_day)) for o in offers]
-        last = offers[-1].start.astimezone(self.desk.zone)
-        if one_day and later:
-            options.append(
-                Option(
-                    f"more:{(last + timedelta(minutes=1)).time().strftime('%H:%M')}",
-                    catalogue.text("option.later", self.locale),
-                )
-            )
+        if later:
+            options.append(Option(f"more:{offers[-1].start.isoformat()}", catalogue.text("option.later", self.locale)))
         options.append(Option("menu:other_day", catalogue.text("option.other_day", self.locale)))
         key = "ask.slot_day" if one_day else "ask.slot"
         first_day = day_text(offers[0].start.astimezone(shown).date(), self.locale)
@@ -660,10 +656,15 @@ class Conversation:
         )
         return catalogue.text("window", self.locale, start=start, end=end)
 
+    def _since(self) -> datetime | None:
+        """Where "Later times" has got to: the start of the last time shown."""
+        since = self._want().get("since")
+        return datetime.fromisoformat(since) if since else None
+
     @staticmethod
     def _limits(want: dict[str, Any]) -> tuple[time | None, time | None, time | None]:
         """The window of the day to offer, as (starts from, starts before, ends by): a part of day,
-        narrowed by "after 3pm" / "before 5pm" (and "Later times", which moves the start on). A
+        narrowed by "after 3pm" / "before 5pm". A
         window the customer gave ("between 2 and 4pm") holds the times that start in it and end by
         its end: a 30-minute visit "between 2 and 4" starts at 3:30 at the latest."""
         after, before = PARTS.get(want.get("part") or "", (None, None))
@@ -862,7 +863,14 @@ class Conversation:
         near = datetime.combine(day, wished, self.desk.zone) if day and wished else None
         after, before, ends_by = self._limits(want)
         offers = await self.desk.reschedule_slots(
-            target.ref, day=day, after=after, before=before, ends_by=ends_by, near=near, limit=SHOWN if near else 60
+            target.ref,
+            day=day,
+            after=after,
+            before=before,
+            ends_by=ends_by,
+            near=near,
+            limit=SHOWN if near else 60,
+            since=self._since(),
         )
         if near is not None:
             exact = [o for o in offers if o.start == near]

@@ -64,6 +64,53 @@ async def test_a_window_with_nothing_free_says_so_and_offers_the_nearest(manager
     assert times(chat) and all(label.startswith(("Thu 5 Mar", "Mon 9 Mar")) for label in times(chat))
 
 
+# ----- later times ---------------------------------------------------------------------------------
+
+
+async def test_later_times_page_on_in_order_within_the_limits_across_days(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann in the afternoon")
+    assert times(chat) == ["12:00 PM", "12:30 PM", "1:00 PM", "1:30 PM", "2:00 PM", "2:30 PM"]  # Mon 2 Mar
+    await chat.tap("Later times")
+    assert times(chat) == [
+        "Mon 2 Mar 3:00 PM",
+        "Mon 2 Mar 3:30 PM",
+        "Mon 2 Mar 4:00 PM",
+        "Mon 2 Mar 4:30 PM",
+        "Tue 3 Mar 12:00 PM",  # the next day from the start of the afternoon, not from 3 PM
+        "Tue 3 Mar 12:30 PM",
+    ]
+    await chat.tap("Later times")  # offered again across days: there are more
+    assert "on Tue 3 Mar" in chat.text and times(chat)[:2] == ["1:00 PM", "1:30 PM"]
+    moving = Chat(manager, sender="visitor-2")
+    await booked(moving)  # Tue 3 Mar 10:00
+    await moving.say("can I move my booking?")
+    await moving.say("the afternoon")
+    await moving.tap("Later times")
+    assert times(moving)[-2:] == ["Tue 3 Mar 12:00 PM", "Tue 3 Mar 12:30 PM"]
+
+
+async def test_later_times_in_a_window_stop_when_none_are_left(sqlite_url: str, clock: FrozenClock) -> None:
+    settings = make_settings(sqlite_url, [demo_business(max_advance_days=3)])  # the check-up until Thu 5 Mar
+    database = await prepare_database(settings, clock)
+    try:
+        chat = Chat(manager_for(database, settings, clock))
+        await chat.say("a check-up with Ann between 9 and 10am")
+        assert times(chat) == [
+            "Mon 2 Mar 9:00 AM",
+            "Mon 2 Mar 9:30 AM",
+            "Tue 3 Mar 9:00 AM",
+            "Tue 3 Mar 9:30 AM",
+            "Wed 4 Mar 9:00 AM",
+            "Wed 4 Mar 9:30 AM",
+        ]
+        await chat.tap("Later times")
+        assert "Free times for the Check-up on Thu 5 Mar" in chat.text
+        assert times(chat) == ["9:00 AM", "9:30 AM"] and "Later times" not in chat.labels  # none left
+    finally:
+        await database.dispose()
+
+
 # ----- dates gone by, and dates past the booking window ---------------------------------------------
 
 
