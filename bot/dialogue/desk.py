@@ -367,13 +367,26 @@ class Desk:
         last = last_bookable_day(rules, self.clock(), self.zone)
         return Horizon(rules.max_advance_days, rules.advance_mode is AdvanceMode.BUSINESS_DAYS, last)
 
-    async def free_days(self, service: str, count: int, *, moving: str | None = None) -> list[date]:
-        """The next ``count`` days (local) with a free time for ``service``, for a day picker that
-        never offers a closed day; ``moving``: the ref of a booking being moved (its time is free)."""
+    async def free_days(
+        self,
+        service: str,
+        count: int,
+        *,
+        moving: str | None = None,
+        staff: str | None = None,
+        after: time | None = None,
+        before: time | None = None,
+        ends_by: time | None = None,
+    ) -> list[date]:
+        """The next ``count`` days (local) with a free time for ``service`` (with ``staff``, from
+        ``after``, before ``before``, ending by ``ends_by``), for a day picker that never offers a
+        closed day; ``moving``: the ref of a booking being moved (its time is free)."""
         exclude = (await self.find_mine(moving)).id if moving else None
         today = self.clock().astimezone(self.zone).date()
         days: list[date] = []
-        for slot in await self._free(service, today, today + timedelta(days=SEARCH_DAYS), None, exclude=exclude):
+        for slot in await self._free(service, today, today + timedelta(days=SEARCH_DAYS), staff, exclude=exclude):
+            if not _within(slot, self.zone, after, before, ends_by):
+                continue
             day = slot.start.astimezone(self.zone).date()
             if day not in days:
                 days.append(day)

@@ -156,10 +156,11 @@ class Conversation:
             self._want()["staff"] = value
             await self._advance()
             return True
-        if kind == "day":
+        if kind == "day":  # a day tapped: the customer's limits of the time of day hold (``_correct``)
             want = self._want()
-            want["date"], want["part"] = value, None
-            want.pop("day_check", None)
+            want["date"] = value
+            for key in ("day_check", "since", "pick_day"):
+                want.pop(key, None)
             self.state.pop("chosen", None)
             await self._advance()
             return True
@@ -192,10 +193,11 @@ class Conversation:
             await self._my_bookings()
         elif key == "human":
             self._handoff()
-        elif key == "other_day":
+        elif key == "other_day":  # the day picker; the customer's limits of the time of day hold
             want = self._want()
-            for k in ("date", "time", "part", "after", "until", "range", "day_check", "since"):
+            for k in ("date", "time", "range", "day_check", "since"):
                 want.pop(k, None)
+            want["pick_day"] = True
             self.state.pop("chosen", None)
             self.state.pop("asked_when", None)
             await self._advance()
@@ -313,7 +315,11 @@ class Conversation:
         return want
 
     def _correct(self, reading: Reading) -> None:
-        """Fold what the message says into what the customer wants; a new value replaces the old."""
+        """Fold what the message says into what the customer wants; a new value replaces the old.
+
+        A limit of the time of day ("after 4pm", "before 10am", "between 2 and 4pm", "in the
+        afternoon") says when the customer can come, not which day: it holds when they name another
+        day ("how about Wednesday?"), and gives way only to a time ("Wednesday at 10") or a new limit."""
         want = self._want()
         changed = False
         if reading.service and reading.service != want.get("service"):
@@ -325,8 +331,6 @@ class Conversation:
         if day:
             want["date"], changed = day.isoformat(), True
             want.pop("range", None)
-            want.pop("after", None)  # where "Later times" had got to, and a window with it
-            want.pop("until", None)
             want.pop("day_check", None)
             if reading.entities.get("next_year"):  # "March 3" in November: never silently next year's
                 self.reply.say(
@@ -369,6 +373,7 @@ class Conversation:
             self.state.pop("chosen", None)
             self.state.pop("offers", None)
             want.pop("since", None)  # a new wish pages from its own first time
+            want.pop("pick_day", None)
 
     def _check_weekday(self, reading: Reading, day: date) -> None:
         """A weekday written with a date it is not ("Friday 20 March", the 20th a Saturday).
@@ -497,8 +502,12 @@ class Conversation:
                 svc.slug, day=first, until=last, after=after, before=before, ends_by=ends_by, staff=staff, limit=60
             )
             return await self._present(svc, _spread(offers, SHOWN), day=None)
-        if day is None and wished_time is None and not want.get("part") and not want.get("until"):
-            return await self._ask_day(svc)  # a window of the day alone ("2-4pm") offers the soonest in it
+        if (
+            day is None
+            and wished_time is None
+            and (want.get("pick_day") or not (want.get("part") or want.get("until")))
+        ):
+            return await self._ask_day(svc, staff)  # a window of the day alone ("2-4pm") offers the soonest in it
         near = None
         if day is not None and wished_time is not None:
             near = datetime.combine(day, wished_time, self.desk.zone)
@@ -675,8 +684,18 @@ class Conversation:
         ends_by = time.fromisoformat(want["until"]) if want.get("until") else None
         return after, before, ends_by
 
-    async def _ask_day(self, svc: ServiceView) -> None:
-        days = await self.desk.free_days(svc.slug, 5)
+    async def _free_days(self, service: str, staff: str | None = None, moving: str | None = None) -> list[date]:
+        """Days for the day picker: with a free time within the customer's limits, else any free time."""
+        after, before, ends_by = self._limits(self._want())
+        days = await self.desk.free_days(
+            service, 5, staff=staff, moving=moving, after=after, before=before, ends_by=ends_by
+        )
+        if not days and (after or before or ends_by):
+            days = await self.desk.free_days(service, 5, staff=staff, moving=moving)
+        return days
+
+    async def _ask_day(self, svc: ServiceView, staff: str | None) -> None:
+        days = await self._free_days(svc.slug, staff)
         if not days:
             self._finish()
             self.reply.say("slot.none_soon", main_menu(self.locale), service=svc.name)
@@ -854,7 +873,7 @@ class Conversation:
         wished = time.fromisoformat(want["time"]) if want.get("time") else None
         if day is None and not self.state.get("asked_when"):
             self.state["asked_when"] = True
-            days = await self.desk.free_days(target.service, 5, moving=target.ref)
+            days = await self._free_days(target.service, moving=target.ref)
             return self._ask("when", "ask.reschedule_when", self._day_options(days), **self._view_params(target))
         if day is not None and await self._beyond_horizon(svc, None, day, wished, moving=target):
             return

@@ -64,6 +64,40 @@ async def test_a_window_with_nothing_free_says_so_and_offers_the_nearest(manager
     assert times(chat) and all(label.startswith(("Thu 5 Mar", "Mon 9 Mar")) for label in times(chat))
 
 
+# ----- limits of the time of day across days --------------------------------------------------------
+
+
+async def test_a_limit_of_the_time_of_day_holds_on_another_day(manager: DialogueManager) -> None:
+    for n, (limit, wanted) in enumerate(
+        (
+            ("after 3pm", ["3:00 PM", "3:30 PM", "4:00 PM", "4:30 PM"]),
+            ("before 10am", ["9:00 AM", "9:30 AM"]),
+            ("between 2 and 4pm", ["2:00 PM", "2:30 PM", "3:00 PM", "3:30 PM"]),
+            ("in the afternoon", ["12:00 PM", "1:00 PM", "2:00 PM", "2:30 PM", "3:30 PM", "4:30 PM"]),  # spread
+        )
+    ):
+        chat = Chat(manager, sender=f"visitor-{n}")
+        await chat.say(f"a check-up with Ann tomorrow {limit}")
+        assert "Tue 3 Mar" in chat.text
+        await chat.say("how about Wednesday?")
+        assert "Free times for the Check-up on Wed 4 Mar" in chat.text
+        assert times(chat) == wanted, (limit, chat.labels)
+        await chat.tap("Another day")  # the day picker: the limit holds for the day picked too
+        assert "When would you like" in chat.text
+        await chat.tap("Thu 5 Mar")
+        assert "Free times for the Check-up on Thu 5 Mar" in chat.text
+        assert times(chat) == wanted, (limit, chat.labels)
+
+
+async def test_a_time_on_another_day_replaces_the_limit(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await chat.say("a check-up with Ann tomorrow after 3pm")
+    await chat.say("Wednesday at 10")
+    assert "Shall I book the Check-up with Ann on Wed 4 Mar, 10:00 AM?" in chat.text
+    await chat.say("no")  # the day's other times: the whole day, the limit is gone
+    assert "Wed 4 Mar" in chat.text and times(chat)[0] == "9:00 AM"
+
+
 # ----- later times ---------------------------------------------------------------------------------
 
 
