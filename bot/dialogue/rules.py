@@ -613,19 +613,21 @@ class Conversation:
         await self._present_nearest(svc, day, alternatives)
 
     def _wished_at(self, day: date | None, near: datetime | None) -> datetime:
-        """The instant to look around when nothing is free: the wish, else the start of the window
-        asked for ("between 2 and 4pm"), else 9:00, on the day (today)."""
-        start = self._want().get("after") if self._want().get("until") else None
-        at = time.fromisoformat(start) if start else time(9)
+        """The instant to look around when nothing is free: the wish, else the start of the
+        customer's limits ("between 2 and 4pm", "after 4pm", "in the afternoon"), else 9:00, on the
+        day (today)."""
+        after, _, _ = self._limits(self._want())
+        at = after if after is not None and after > time(0) else time(9)
         return near or datetime.combine(day or self.turn.now.astimezone(self.desk.zone).date(), at, self.desk.zone)
 
     async def _present_nearest(self, svc: ServiceView, day: date | None, nearest: list[Offer]) -> None:
         """ "Nothing is free {day}. The nearest free times:" and those times, each with its day;
-        "… {day} between 2:00 PM and 4:00 PM" when the customer gave a window."""
+        "… {day} after 4:00 PM" (or "between 2:00 PM and 4:00 PM", "in the afternoon") when the
+        customer gave limits: the day may well have free times outside them."""
         label = day_text(day, self.locale) if day else catalogue.text("then", self.locale)
-        window = self._window_text(day)
-        if window:
-            label = f"{day_text(day, self.locale)} {window}" if day else window
+        limits = self._limits_text(day)
+        if limits:
+            label = f"{day_text(day, self.locale)} {limits}" if day else limits
         self.reply.say("slot.none_that_day", day=label)
         await self._present(svc, nearest, day=None, quiet=True)
 
@@ -652,18 +654,28 @@ class Conversation:
             key = "ask.slot_short"
         self._ask("slot", key, options, service=svc.name, day=first_day, zone=self._zone_note())
 
-    def _window_text(self, day: date | None) -> str | None:
-        """ "between 2:00 PM and 4:00 PM": the window the customer gave, in their zone."""
+    def _limits_text(self, day: date | None) -> str | None:
+        """The customer's limits of the time of day (``_limits``) in words, in their zone: "between
+        2:00 PM and 4:00 PM", "after 4:00 PM", "before 10:00 AM", "in the afternoon"; None without."""
         want = self._want()
-        if not (want.get("after") and want.get("until")):
-            return None
+        after, before, ends_by = self._limits(want)
+        part = want.get("part") or ""
+        if part in PARTS and (after, before) == PARTS[part] and ends_by is None:
+            return catalogue.text(f"limit.{part}", self.locale)
         on = day or self.turn.now.astimezone(self.desk.zone).date()
         shown = ZoneInfo(self.desk.customer_zone or self.desk.business.timezone)
-        start, end = (
-            time_text(datetime.combine(on, time.fromisoformat(want[k]), self.desk.zone), shown, self.locale)
-            for k in ("after", "until")
-        )
-        return catalogue.text("window", self.locale, start=start, end=end)
+
+        def clock(at: time) -> str:
+            return time_text(datetime.combine(on, at, self.desk.zone), shown, self.locale)
+
+        end = ends_by or before
+        if after is not None and end is not None:
+            return catalogue.text("window", self.locale, start=clock(after), end=clock(end))
+        if after is not None:
+            return catalogue.text("limit.after", self.locale, time=clock(after))
+        if before is not None:
+            return catalogue.text("limit.before", self.locale, time=clock(before))
+        return None
 
     def _since(self) -> datetime | None:
         """Where "Later times" has got to: the start of the last time shown."""

@@ -145,6 +145,24 @@ async def test_later_times_in_a_window_stop_when_none_are_left(sqlite_url: str, 
         await database.dispose()
 
 
+async def test_nothing_free_within_a_limit_says_the_limit_not_the_whole_day(manager: DialogueManager) -> None:
+    for n, (limit, said, nearest) in enumerate(
+        (
+            ("after 5pm", "after 5:00 PM", ["Tue 3 Mar 3:30 PM", "Tue 3 Mar 4:00 PM", "Tue 3 Mar 4:30 PM"]),
+            ("before 9am", "before 9:00 AM", ["Tue 3 Mar 9:00 AM", "Tue 3 Mar 9:30 AM", "Tue 3 Mar 10:00 AM"]),
+            ("in the evening", "in the evening", ["Tue 3 Mar 3:30 PM", "Tue 3 Mar 4:00 PM", "Tue 3 Mar 4:30 PM"]),
+        )
+    ):
+        chat = Chat(manager, sender=f"visitor-{n}")
+        await chat.say(f"a check-up with Ann tomorrow {limit}")  # Tuesday is free, outside the limit
+        assert f"Nothing is free Tue 3 Mar {said}. The nearest free times:" in chat.text, limit
+        assert times(chat) == nearest, (limit, chat.labels)  # around the limit's start, else 9:00
+    moving = Chat(manager, sender="visitor-moving")
+    await booked(moving)
+    await moving.say("can I move my booking to Wednesday after 5pm?")
+    assert "Nothing is free Wed 4 Mar after 5:00 PM. The nearest free times:" in moving.text
+
+
 # ----- dates gone by, and dates past the booking window ---------------------------------------------
 
 
