@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot import selfservice
 from bot.context import context
 from bot.http import json_response, query, read_json, read_model, tenant, validate
 from bot.payments.routes import PAYMENTS
 from core.availability import check_window
 from core.booking import MANAGE_PURPOSES, Appointment, Status, check_manage_token, manage_token
 from core.catalog import HolidaySpec, ServiceSpec, StaffSpec, TimeOffSpec
-from core.errors import Forbidden, InvalidInput, SlotTaken
+from core.errors import Conflict, Forbidden, FrontdeskError, InvalidInput, InvalidTransition, PolicyViolation, SlotTaken
 from core.models import Slot
 from core.phones import normalize_phone
 from core.timezones import canonical_zone_name, day_bounds, iso_in, parse_day, parse_instant, zone
@@ -165,7 +166,7 @@ async def create_booking(request: web.Request) -> web.Response:
     ctx.metrics.bookings.labels("create", "created" if outcome.changed else "repeat").inc()
     tz = await _business_zone(request)
     data = booking_json(outcome.appointment, tz)
-    data["manage_tokens"] = {p: manage_token(ctx.link_secret, outcome.appointment.id, p) for p in MANAGE_PURPOSES}
+    data.update(_manage(request, outcome.appointment))
     return json_response(data, 201 if outcome.changed else 200)
 
 
@@ -522,6 +523,15 @@ class ManageIn(_Body):
     start: str | None = None
 
 
+def _manage(request: web.Request, appointment: Appointment) -> dict[str, Any]:
+    """A booking's self-service credentials: the JSON routes' per-purpose tokens and the page's link."""
+    ctx = context(request)
+    return {
+        "manage_tokens": {p: manage_token(ctx.link_secret, appointment.id, p) for p in MANAGE_PURPOSES},
+        "manage_url": selfservice.links(request).url(appointment.id, appointment.end),
+    }
+
+
 async def _authorised(request: web.Request, purpose: str) -> tuple[str, ManageIn]:
     """The tenant of the booking, once the token proves the caller may do ``purpose`` to it."""
     body = await read_model(request, ManageIn)
@@ -531,24 +541,51 @@ async def _authorised(request: web.Request, purpose: str) -> tuple[str, ManageIn
     return await bookings.tenant_of(context(request).db, appointment_id), body
 
 
+async def _refused(request: web.Request, tenant_id: str, action: str, exc: FrontdeskError) -> FrontdeskError:
+    """A refusal in the customer's words, with whom to call; a moved booking says where it went
+    (the newest booking's own link: whoever could change the old one may change where it went)."""
+    ctx = context(request)
+    facts = await selfservice.load(request, request.match_info["id"])
+    if facts.appointment.status is Status.RESCHEDULED:
+        went = await selfservice.newest(ctx.db, tenant_id, facts.appointment)
+        found = {} if went is None else {"rescheduled_to": went.id, "manage_url": _manage(request, went)["manage_url"]}
+        return Conflict(
+            "this booking was moved to another time: use the link for the new booking", code="moved", **found
+        )
+    text = selfservice.refusal_text(facts, action, ctx.clock())
+    if text is None:
+        return exc
+    refused = type(exc)(text, code=exc.code, **exc.details)
+    refused.details["contact_phone"] = facts.phone or None
+    return refused
+
+
 @manage_routes.post("/manage/bookings/{id}/cancel")
 async def self_cancel(request: web.Request) -> web.Response:
     ctx = context(request)
     tenant_id, _ = await _authorised(request, "cancel")
-    outcome = await request.app[PAYMENTS].cancel_booking(
-        tenant_id, request.match_info["id"], ctx.clock(), actor="customer"
-    )
+    try:
+        outcome = await request.app[PAYMENTS].cancel_booking(
+            tenant_id, request.match_info["id"], ctx.clock(), actor="customer"
+        )
+    except (PolicyViolation, InvalidTransition) as exc:
+        raise await _refused(request, tenant_id, "cancel", exc) from None
     tz = await _business_zone(request, tenant_id)
     return json_response({**booking_json(outcome.appointment, tz), "already_cancelled": not outcome.changed})
 
 
 @manage_routes.post("/manage/bookings/{id}/reschedule")
 async def self_reschedule(request: web.Request) -> web.Response:
+    """The move; the answer carries the new booking's own tokens and link (the old ones now only
+    say where it went)."""
     ctx = context(request)
     tenant_id, body = await _authorised(request, "reschedule")
     if not body.start:
         raise InvalidInput("start: required")
-    moved = await bookings.reschedule(
-        ctx.db, tenant_id, request.match_info["id"], parse_instant(body.start), ctx.clock(), actor="customer"
-    )
-    return json_response(booking_json(moved, await _business_zone(request, tenant_id)))
+    try:
+        moved = await bookings.reschedule(
+            ctx.db, tenant_id, request.match_info["id"], parse_instant(body.start), ctx.clock(), actor="customer"
+        )
+    except (PolicyViolation, InvalidTransition) as exc:
+        raise await _refused(request, tenant_id, "move", exc) from None
+    return json_response({**booking_json(moved, await _business_zone(request, tenant_id)), **_manage(request, moved)})

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot import analytics, api, automations, conversations, dashboard, webchat, webhooks
+from bot import analytics, api, automations, conversations, dashboard, selfservice, webchat, webhooks
 from bot.alerts import AlertDesk, build_senders
 from bot.automations import AUTOMATIONS, Automations
 from bot.context import CONTEXT, AppContext, Clock, context, system_clock
@@ -21,6 +21,7 @@ from bot.dialogue.engines import build_engines
 from bot.dialogue.manager import DialogueManager
 from bot.faults import Faults
 from bot.http import api_auth, errors, json_response, measure, unexpected
+from bot.links import ManageLinks
 from bot.metrics import Metrics
 from bot.payments import routes as payment_routes
 from bot.payments.service import PaymentDesk, unwired_notify
@@ -79,11 +80,18 @@ async def load_config(db: Database, settings: Settings, clock: Clock) -> None:
                 await catalog.upsert_agent(session, tenant_id, agent.slug, agent.name, agent.persona)
 
 
+async def link_secret(settings: Settings, db: Database) -> bytes:
+    """The key of customers' manage links: from the environment, else kept in the database."""
+    configured = settings.security.link_secret
+    return configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
+
+
 async def build_dialogue(
     settings: Settings, db: Database, clock: Clock, http: httpx.AsyncClient
 ) -> tuple[DialogueManager, PaymentDesk]:
     """The dialogue manager and the payment desk, wired both ways: the manager opens checkouts,
-    and payment outcomes arrive in the customer's conversation through the manager."""
+    and payment outcomes arrive in the customer's conversation through the manager. The payment
+    desk also makes the bookings' manage links that confirmations carry (the chat's through it)."""
     local = settings.payments.local.webhook_secret
     payments = PaymentDesk(
         db=db,
@@ -92,6 +100,7 @@ async def build_dialogue(
         http=http,
         notify=unwired_notify,
         local_secret=local.get_secret_value().encode() if local else await secrets.get_or_create(db, "payments_local"),
+        links=ManageLinks(await link_secret(settings, db), settings.server.public_url),
     )
     engine, fallback = build_engines(settings)
     dialogue = DialogueManager(
@@ -116,10 +125,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         db = await prepare_database(settings, clock)
-        configured = settings.security.link_secret
-        link_secret = (
-            configured.get_secret_value().encode() if configured else await secrets.get_or_create(db, "manage_links")
-        )
+        links_key = await link_secret(settings, db)
         payments_http = httpx.AsyncClient(timeout=settings.payments.request_timeout_seconds)
         channels_http = delivery.client(settings.outbox.request_timeout_seconds)
         dialogue, payments = await build_dialogue(settings, db, clock, payments_http)
@@ -144,7 +150,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
             db=db,
             clock=clock,
             metrics=metrics,
-            link_secret=link_secret,
+            link_secret=links_key,
             dialogue=dialogue,
             visitor_secret=await secrets.get_or_create(db, "web_visitors"),
         )
@@ -156,7 +162,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
         app[PIPELINE] = Pipeline(worker, relay)
         scheduler_id = worker_name()
         automation = Automations(
-            db=db, settings=settings, clock=clock, pusher=dialogue, link_secret=link_secret, worker=scheduler_id
+            db=db, settings=settings, clock=clock, pusher=dialogue, link_secret=links_key, worker=scheduler_id
         )
         app[AUTOMATIONS] = automation
         alerts_http = httpx.AsyncClient(timeout=10.0)
@@ -203,6 +209,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock) -> web.Applic
     app.router.add_get("/metrics", metrics)
     app.router.add_routes(api.routes)
     app.router.add_routes(api.manage_routes)
+    app.router.add_routes(selfservice.routes)  # the customer's booking page behind a manage link
     app.router.add_routes(conversations.routes)
     app.router.add_routes(payment_routes.routes)
     app.router.add_routes(webhooks.routes)

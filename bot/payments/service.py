@@ -29,6 +29,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogue import catalogue
+from bot.dialogue.desk import ref_of
+from bot.links import ManageLinks, address_of
 from bot.money import babel_locale, format_money
 from bot.payments import OBSERVED, Link, LinkRequest, PaymentEvent, Provider, ProviderError, Remote
 from bot.payments.local import LocalProvider, checkout_event, checkout_token, purchase_of
@@ -120,12 +122,15 @@ class PaymentDesk:
         http: httpx.AsyncClient,
         notify: Notify,
         local_secret: bytes,
+        links: ManageLinks | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self._notify = notify
         self._local_secret = local_secret
         self._public_url = settings.server.public_url.rstrip("/")
+        self._businesses = settings.businesses
+        self.links = links  # the bookings' manage links, for confirmations (this desk's and the chat's)
         pay = settings.payments
         self.providers: dict[str, Provider] = {
             "local": LocalProvider(local_secret, self._public_url, pay.local.tolerance_seconds)
@@ -140,6 +145,12 @@ class PaymentDesk:
     def set_notify(self, notify: Notify) -> None:
         """The dialogue manager registers how a message reaches a conversation."""
         self._notify = notify
+
+    def manage_link(self, appointment_id: str, ends_at: datetime, locale: str) -> MessageLink | None:
+        """The link to a booking's own page (cancel, move), for the message confirming it."""
+        if self.links is None:
+            return None
+        return MessageLink(self.links.url(appointment_id, ends_at), catalogue.text("manage.link_label", locale))
 
     # ----------------------------------------------------------------------- checkout
 
@@ -755,6 +766,13 @@ class PaymentDesk:
         appt = await session.get(t.Appointment, row.appointment_id)
         assert appt is not None
         fmt = await self._formatting(session, row)
+        where, link = "", None
+        if key == "payment.confirmed":  # the confirmation: where to go, and the booking's own page
+            business = await session.get(t.Business, row.tenant_id)
+            assert business is not None
+            place = address_of(self._businesses, business.slug, business.info or {})
+            where = " " + catalogue.text("automation.location", row.locale, place=place) if place else ""
+            link = self.manage_link(appt.id, appt.ends_at, row.locale)
         text = catalogue.text(
             key,
             row.locale,
@@ -762,9 +780,11 @@ class PaymentDesk:
             service=fmt.service,
             when=fmt.when(appt.starts_at),
             until=fmt.time(appt.hold_expires_at or appt.starts_at),
+            ref=ref_of(appt.id),
+            where=where,
         )
         options = (Option("menu:book", catalogue.text("payment.book_again", row.locale)),) if again else ()
-        return [(row.tenant_id, row.conversation_id, OutboundMessage(text, options))]
+        return [(row.tenant_id, row.conversation_id, OutboundMessage(text, options, link))]
 
 
 @dataclass(frozen=True, slots=True)

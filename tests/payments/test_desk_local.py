@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from bot.dialogue.desk import ref_of
 from bot.payments.local import checkout_event, checkout_token
 from channels.base import Link, Option
 from core.errors import Conflict, InvalidTransition, NotFound
@@ -106,6 +107,7 @@ async def test_pay_on_the_checkout_page_confirms_in_the_conversation(sqlite_url:
                 conv,
                 h.inbox.sent[0][2].__class__(
                     "Payment of €800.00 received, thank you! Your Consultation on Tue 3 Mar, 10:00 AM UTC is confirmed."
+                    f" Your reference is {ref_of(held.id)}."
                 ),
             )
         ]
@@ -132,7 +134,8 @@ async def test_a_failed_attempt_can_be_retried_until_the_hold_lapses(sqlite_url:
         assert await h.status(held.id) == "scheduled"
         assert h.inbox.texts() == [
             "Your payment of €800.00 didn't go through. You can try again with the same link until 8:15 AM UTC.",
-            "Payment of €800.00 received, thank you! Your Consultation on Tue 3 Mar, 10:00 AM UTC is confirmed.",
+            "Payment of €800.00 received, thank you! Your Consultation on Tue 3 Mar, 10:00 AM UTC is confirmed."
+            f" Your reference is {ref_of(held.id)}.",
         ]
 
 

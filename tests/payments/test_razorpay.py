@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import pytest_asyncio
 
+from bot.dialogue.desk import ref_of
 from bot.payments import ProviderError
 from bot.payments.local import checkout_token
 from storage import bookings
@@ -103,6 +104,7 @@ async def test_paid_link_confirms_once(kit: tuple[Harness, FakeRazorpay]) -> Non
     assert row.payment_ref is not None and row.payment_ref.startswith("pay_")
     assert h.inbox.texts() == [
         "Payment of ₹800.00 received, thank you! Your Consultation on Tue 3 Mar, 10:00 am UTC is confirmed."
+        f" Your reference is {ref_of(appointment)}."
     ]
     assert await h.count(t.WebhookEvent) == 2
 
