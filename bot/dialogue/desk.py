@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bot.dialogue import catalogue
-from channels.base import OutboundMessage
+from channels.base import Link, OutboundMessage
 from core.availability import last_bookable_day
 from core.booking import ACTIVE, Appointment, Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken, TermsChanged
@@ -77,6 +77,8 @@ class Payments(Protocol):
     async def cancel_booking(
         self, tenant_id: str, appointment_id: str, now: datetime, *, actor: str = ..., reason: str = ...
     ) -> bookings.Outcome: ...
+
+    def manage_link(self, appointment_id: str, ends_at: datetime, locale: str) -> Link | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,6 +517,17 @@ class Desk:
             self.outcomes.messages.append(OutboundMessage(catalogue.text("pay.link_failed", self.party.locale)))
             return
         self.outcomes.messages.append(checkout.message)
+
+    def confirmation(self, text: str, view: BookingView) -> OutboundMessage:
+        """A booking's confirmation as the customer gets it: ``text``, where to go, and once it is
+        confirmed the link to the booking's own page (cancel, move) from the payment desk."""
+        place = str(self.business.info.get("address") or "")
+        if place:
+            text = f"{text} {catalogue.text('automation.location', self.party.locale, place=place)}"
+        link = None
+        if self.payments is not None and view.status is Status.SCHEDULED:
+            link = self.payments.manage_link(view.id, view.end, self.party.locale)
+        return OutboundMessage(text, link=link)
 
     async def cancellation_terms(self, view: BookingView) -> str | None:
         """What cancelling now means for money, in one line, when the booking involves a payment."""

@@ -770,7 +770,7 @@ class Conversation:
         if booked.status is Status.PENDING_PAYMENT:
             self.reply.say("booked.held", **params)  # the payment link follows, from the payment desk
             return
-        self.reply.say("booked", **params)
+        self.reply.messages.append(self.desk.confirmation(catalogue.text("booked", self.locale, **params), booked))
         if booked.price and self.desk.payments is None:
             self.reply.say("pay.how", amount=params["price"])
 
@@ -930,7 +930,8 @@ class Conversation:
             self.reply.say("slot.just_taken")
             return await self._advance_reschedule()
         self._finish()
-        self.reply.say("rescheduled", **self._view_params(moved))
+        said = catalogue.text("rescheduled", self.locale, **self._view_params(moved))
+        self.reply.messages.append(self.desk.confirmation(said, moved))  # with the new booking's own link
 
     # ----- answers -----------------------------------------------------------------------------
     async def _services(self, only: str | None = None) -> None:
