@@ -21,9 +21,12 @@ from sqlalchemy import select
 
 from bot.context import context
 from bot.dialogue import catalogue
+from bot.dialogue.desk import ref_of
+from bot.links import ManageLinks, address_of
 from bot.settings import AutomationConfig, BusinessConfig, Settings
 from channels.base import Link, Option, OutboundMessage, Template
 from core.automations import check_ics_token, ics_token, render
+from core.booking import ACTIVE
 from core.errors import NotFound
 from storage import automations as log_store
 from storage import bookings, outcomes
@@ -33,6 +36,7 @@ from storage.engine import Database
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 ICS_TRIGGERS = frozenset({"appointment.booked", "appointment.rescheduled", "appointment.reminder"})
+ACTIVE_VALUES = frozenset(s.value for s in ACTIVE)
 REPEAT_NO_SHOWS = 2  # a customer with this many no-shows is flagged in the follow-up's log entry
 
 
@@ -78,6 +82,7 @@ class Automations:
         self.clock = clock
         self.pusher = pusher
         self.link_secret = link_secret
+        self.links = ManageLinks(link_secret, settings.server.public_url)
         self.worker = worker
         self.lease = timedelta(seconds=settings.scheduler.lease_seconds)
 
@@ -178,6 +183,8 @@ class Automations:
             )
             link = facts.values["video_link"]
             decorated["video_link"] = catalogue.text("automation.video", facts.locale, link=link) if link else ""
+            page = facts.values["manage_link"]
+            decorated["manage_link"] = catalogue.text("manage.line", facts.locale, url=page) if page else ""
             text = " ".join(catalogue.text(f"automation.{trigger}", facts.locale, **decorated).split())
         link_to = None
         if config.ics and trigger in ICS_TRIGGERS:
@@ -227,7 +234,7 @@ class Automations:
         zone = ZoneInfo((conversation.timezone if conversation else None) or business.timezone)
         local = row.starts_at.astimezone(zone)
         locale = conversation.locale if conversation is not None else business.locale
-        address = (config.location_details if config else "") or str((business.info or {}).get("address") or "")
+        address = address_of(self.settings.businesses, business.slug, business.info or {})
         minutes = int((row.ends_at - row.starts_at).total_seconds() // 60)
         values = {
             "contact_name": customer.name,
@@ -239,6 +246,9 @@ class Automations:
             "video_link": config.video_link if config else "",
             "location_details": address,
             "business_name": business.name,
+            "booking_ref": ref_of(row.id),
+            # the booking's own page while there is something to change (not after it is over)
+            "manage_link": self.links.url(row.id, row.ends_at) if row.status in ACTIVE_VALUES else "",
         }
         return Facts(
             tenant_id,

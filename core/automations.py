@@ -31,6 +31,8 @@ PLACEHOLDERS = frozenset(
         "video_link",
         "location_details",
         "business_name",
+        "booking_ref",  # the short reference the chat and the booking page show
+        "manage_link",  # the booking's own page (cancel, move); empty when there is nothing to manage
     }
 )
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
