@@ -21,10 +21,11 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dialogue import catalogue
 from channels.base import Link, OutboundMessage
-from core.availability import last_bookable_day
+from core.availability import last_bookable_day, nearest
 from core.booking import ACTIVE, Appointment, Status
 from core.errors import FrontdeskError, InvalidInput, NotFound, PolicyViolation, SlotTaken, TermsChanged
 from core.insights import READING, TOOL, IntentNote
@@ -40,6 +41,7 @@ from storage.engine import Database
 log = logging.getLogger(__name__)
 
 MAX_OFFERS = 6
+ALTERNATIVES_SEEN = 30  # the nearest free slots looked at, to offer the 3 nearest the customer could book
 SEARCH_DAYS = 14
 WEEK = (
     "mon",
@@ -399,20 +401,61 @@ class Desk:
     async def _free(
         self, service: str, first: date, last: date, staff: str | None, *, exclude: str | None = None
     ) -> list[Slot]:
-        """Free slots from the local day ``first`` through ``last``, from now on."""
+        """Free slots from the local day ``first`` through ``last``, from now on, that the customer
+        could book (``_taken_by_me``)."""
         now = self.clock()
         start, end = day_bounds(first, last, self.zone)
         async with self.db.reading() as session:
             sched = await schedules.load(
                 session, self.party.tenant_id, service, start, end, exclude_appointment=exclude, now=now
             )
-        return list(sched.slots(start, end, now, staff))
+            mine = await self._taken_by_me(session, start, end, exclude=exclude)
+        return [s for s in sched.slots(start, end, now, staff) if not _overlaps(s, mine)]
+
+    async def _taken_by_me(
+        self, session: AsyncSession, start: datetime, end: datetime, *, exclude: str | None = None
+    ) -> list[tuple[datetime, datetime]]:
+        """When the customer, once known, already has an active booking with the business (any
+        service) between ``start`` and ``end``: a time over one of them would be refused when booked
+        (409 overlapping_booking), so it is never offered. The booking service checks again when
+        booking and has the last word. ``exclude``: the booking being moved (its own time is free);
+        an unpaid hold whose time is up does not count (booking sweeps it first)."""
+        customer_id = self.state.get("customer_id") or self.party.customer_id
+        if not customer_id:
+            return []
+        now = self.clock()
+        query = select(
+            t.Appointment.starts_at, t.Appointment.ends_at, t.Appointment.status, t.Appointment.hold_expires_at
+        ).where(
+            t.Appointment.tenant_id == self.party.tenant_id,
+            t.Appointment.customer_id == customer_id,
+            t.Appointment.status.in_([s.value for s in ACTIVE]),
+            t.Appointment.starts_at < end,
+            t.Appointment.ends_at > start,
+        )
+        if exclude is not None:
+            query = query.where(t.Appointment.id != exclude)
+        return [
+            (starts, ends)
+            for starts, ends, status, hold in (await session.execute(query)).all()
+            if not (status == Status.PENDING_PAYMENT.value and hold is not None and hold <= now)
+        ]
+
+    async def overlaps_mine(self, start: datetime, end: datetime) -> bool:
+        """Whether ``start``-``end`` overlaps another active booking of the customer's (once known)."""
+        async with self.db.reading() as session:
+            return bool(await self._taken_by_me(session, start, end))
 
     async def alternatives(self, service: str, wished: datetime, staff: str | None = None) -> list[Offer]:
         self._note("service_selected", "book_appointment", service)
+        now = self.clock()
         slots = await bookings.alternatives_near(
-            self.db, self.party.tenant_id, service, wished, self.clock(), staff=staff, count=3
+            self.db, self.party.tenant_id, service, wished, now, staff=staff, count=ALTERNATIVES_SEEN
         )
+        if slots:  # the three nearest the customer could book
+            async with self.db.reading() as session:
+                mine = await self._taken_by_me(session, slots[0].start, max(s.end for s in slots))
+            slots = nearest([s for s in slots if not _overlaps(s, mine)], wished, 3)
         return self._offer(service, slots, staff)
 
     def _offer(self, service: str, slots: Sequence[Slot], staff: str | None) -> list[Offer]:
@@ -700,6 +743,10 @@ class Desk:
             appt.price,
             appt.currency,
         )
+
+
+def _overlaps(slot: Slot, busy: Sequence[tuple[datetime, datetime]]) -> bool:
+    return any(slot.start < end and start < slot.end for start, end in busy)
 
 
 def _closest(slots: list[Slot], near: datetime | None, limit: int) -> list[Slot]:

@@ -527,9 +527,10 @@ class Conversation:
             if exact:
                 self.state["chosen"] = exact[0].id
                 return await self._advance_booking()
-            if offers:
+            if offers:  # not free, or over another booking of the customer's own (never offered, never refused)
+                mine = await self.desk.overlaps_mine(near, near + timedelta(minutes=svc.duration_minutes))
                 self.reply.say(
-                    "slot.wish_taken",
+                    "slot.wish_yours" if mine else "slot.wish_taken",
                     when=when_text(near, self.desk.business.timezone, self.desk.customer_zone, self.locale),
                 )
                 return await self._present(svc, offers, day=day, quiet=True)

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from bot.app import prepare_database
 from bot.dialogue.desk import ref_of
 from bot.dialogue.manager import DialogueManager
-from core.booking import Status
+from storage import bookings
 from storage.engine import Database
 from tests.bot.test_conversations_rules import Chat, appointments, booked, manager_for
-from tests.conftest import FrozenClock, demo_business, make_settings
+from tests.conftest import FrozenClock, demo_business, make_settings, tenant_of
 
 # ----- windows of the day --------------------------------------------------------------------------
 
@@ -275,21 +275,47 @@ async def test_a_weekday_whose_nearest_day_has_gone_takes_the_date_and_says_so(m
 # ----- one customer, one place at a time ---------------------------------------------------------
 
 
-async def test_a_booking_over_another_of_the_customers_is_refused_clearly(
-    manager: DialogueManager, db: Database
+async def test_times_over_another_of_the_customers_bookings_are_never_offered(
+    manager: DialogueManager, clock: FrozenClock
 ) -> None:
     chat = Chat(manager)
     await booked(chat)  # a check-up with Ann, Tue 3 Mar 10:00-10:30
     await chat.say("book the class tomorrow at 10am")  # Bob's class, 10:00-11:00: Bob is free, the customer is not
-    assert "Shall I book the Class on Tue 3 Mar, 10:00 AM?" in chat.text
-    await chat.say("yes")
-    assert chat.text == "Sorry, that didn't work: you already have another booking at that time."
-    assert "My bookings" in chat.labels and "went wrong" not in chat.text
-    [row] = await appointments(db)
-    assert row.starts_at == datetime(2026, 3, 3, 10, tzinfo=UTC) and row.status == Status.SCHEDULED.value
-    await chat.say("book the class tomorrow at 11am")  # after it: fine
+    assert "You already have another booking at Tue 3 Mar, 10:00 AM." in chat.text
+    assert "Shall I book" not in chat.text  # never asked to confirm a time that would be refused
+    assert times(chat) and "10:00 AM" not in times(chat)
+    await chat.tap("Another day")
+    await chat.tap("Tomorrow")  # the whole day: every time but the one over the check-up
+    assert "Free times for the Class on Tue 3 Mar" in chat.text
+    assert times(chat)[:2] == ["9:00 AM", "11:00 AM"] and "10:00 AM" not in times(chat)
+    await chat.tap("11:00 AM")  # after it: fine
     await chat.say("yes")
     assert "You're booked! Class" in chat.text
+    await chat.say("5")
+    clock.advance(minutes=1)  # within the rate limit
+    await chat.say("can I move my booking to tomorrow at 11am?")  # the check-up, over the class: left out
+    await chat.tap("Tue 3 Mar 10:00 AM")
+    assert "Move your" not in chat.text and "Tue 3 Mar" in chat.text
+    assert times(chat) and "11:00 AM" not in times(chat) and "11:30 AM" not in times(chat)
+    stranger = Chat(manager, sender="visitor-2")  # somebody else: every time is theirs to take
+    await stranger.say("book the class tomorrow")
+    assert "10:00 AM" in times(stranger)
+
+
+async def test_a_booking_over_one_made_since_the_offer_is_refused_clearly(
+    manager: DialogueManager, db: Database, clock: FrozenClock
+) -> None:
+    chat = Chat(manager)
+    await booked(chat)  # Tue 3 Mar 10:00, as Ravi Kumar, +447700900123
+    await chat.say("book the class on Wednesday at 10am")
+    assert "Shall I book the Class on Wed 4 Mar, 10:00 AM?" in chat.text
+    tenant = await tenant_of(db, "acme")  # meanwhile the same customer books that time elsewhere
+    start = datetime(2026, 3, 4, 10, tzinfo=UTC)
+    await bookings.create(db, tenant, bookings.NewBooking("checkup", start, "Ravi Kumar", "+447700900123"), clock())
+    await chat.say("yes")  # the booking service has the last word
+    assert chat.text == "Sorry, that didn't work: you already have another booking at that time."
+    assert "My bookings" in chat.labels and "went wrong" not in chat.text
+    assert [r.starts_at.day for r in await appointments(db)] == [3, 4]  # the two check-ups, no class
 
 
 # ----- booking references typed in the chat ------------------------------------------------------
