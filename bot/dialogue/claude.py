@@ -41,7 +41,7 @@ from bot.dialogue.replies import main_menu, yes_no
 from bot.dialogue.show import day_text, minutes_text, time_text, when_text
 from bot.money import format_money
 from bot.settings import Settings
-from channels.base import Option, OutboundMessage
+from channels.base import Link, Option, OutboundMessage
 from storage import tables as t
 from storage.engine import Database
 
@@ -195,7 +195,7 @@ class _Run:
                 raise EngineUnavailable("the model did not answer in time") from exc
             raise
         self.toolbox.finish()
-        replies = [OutboundMessage(text, self._options())]
+        replies = [OutboundMessage(text, self._options(), self._manage_link())]
         self.exchange.append(closing)
         self._commit()
         self._report()
@@ -368,7 +368,13 @@ class _Run:
         if desk.outcomes.escalated:
             lines.append(catalogue.text("handoff", locale))
             return [OutboundMessage("\n".join(lines))]
-        return [OutboundMessage("\n".join(lines), main_menu(locale))]
+        return [OutboundMessage("\n".join(lines), main_menu(locale), self._manage_link())]
+
+    def _manage_link(self) -> Link | None:
+        """The page of a booking made or moved this turn goes with the answer, whatever the model wrote."""
+        done = zip(self.desk.outcomes.completed, self.desk.outcomes.bookings, strict=False)
+        links = [self.desk.manage_link(view) for kind, view in done if kind in ("booked", "rescheduled")]
+        return next((link for link in reversed(links) if link is not None), None)
 
     def _fallback_text(self) -> str:
         return catalogue.text("engine.failed", self.desk.party.locale)

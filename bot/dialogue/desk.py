@@ -567,10 +567,13 @@ class Desk:
         place = str(self.business.info.get("address") or "")
         if place:
             text = f"{text} {catalogue.text('automation.location', self.party.locale, place=place)}"
-        link = None
-        if self.payments is not None and view.status is Status.SCHEDULED:
-            link = self.payments.manage_link(view.id, view.end, self.party.locale)
-        return OutboundMessage(text, link=link)
+        return OutboundMessage(text, link=self.manage_link(view))
+
+    def manage_link(self, view: BookingView) -> Link | None:
+        """The link to a confirmed booking's own page (cancel, move), made by the payment desk."""
+        if self.payments is None or view.status is not Status.SCHEDULED:
+            return None
+        return self.payments.manage_link(view.id, view.end, self.party.locale)
 
     async def cancellation_terms(self, view: BookingView) -> str | None:
         """What cancelling now means for money, in one line, when the booking involves a payment."""
