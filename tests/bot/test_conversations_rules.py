@@ -198,20 +198,26 @@ async def test_no_to_the_offered_time_shows_the_days_other_times(manager: Dialog
 
 
 async def test_a_refused_booking_ends_that_attempt_and_the_next_one_asks_again(
-    manager: DialogueManager, db: Database
+    manager: DialogueManager, db: Database, clock: FrozenClock
 ) -> None:
     chat = Chat(manager)
     for text in ("book the class tomorrow at 10am", "yes", "Ravi Kumar", "+447700900123"):
         await chat.say(text)
     assert "You're booked!" in chat.text
-    await chat.say("book the class tomorrow at 10am")
+    await chat.say("book the class tomorrow at 10am")  # their own seat: not offered again
+    assert "You already have another booking at Tue 3 Mar, 10:00 AM." in chat.text and "Shall I" not in chat.text
+    await chat.say("book the class on Wednesday at 10am")
+    assert "Shall I book the Class on Wed 4 Mar, 10:00 AM?" in chat.text
+    tenant = await tenant_of(db, "acme")  # meanwhile they take that seat another way
+    seat = bookings.NewBooking("class", datetime(2026, 3, 4, 10, tzinfo=UTC), "Ravi Kumar", "+447700900123")
+    await bookings.create(db, tenant, seat, clock())
     await chat.say("yes")
     assert "you already have a seat at that time" in chat.text and "went wrong" not in chat.text
     await chat.say("book a check-up on Wednesday at 11am")
     if "Who would you like" in chat.text:
         await chat.tap("No preference")
     assert "Shall I book the Check-up" in chat.text  # the earlier yes does not carry over
-    assert len(await appointments(db)) == 1
+    assert len(await appointments(db)) == 2
 
 
 async def test_before_and_after_a_time_are_limits_not_wishes(manager: DialogueManager) -> None:
