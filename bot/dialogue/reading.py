@@ -194,6 +194,15 @@ RULES: Mapping[str, tuple[IntentRule, ...]] = {
             r"\s+forward)\b",
         ),
         ("reschedule", r"\b(?:move|shift|change|switch|push)\b", "ref"),  # "move 3F9A1C to Friday"
+        # "I can't make it tomorrow, can we do Thursday instead?": not coming, with another day or time
+        # in the same breath, is a move; read as a cancel, a yes would lose the booking.
+        (
+            "reschedule",
+            r"\b(?:can'?t|cannot|won'?t\s+(?:be\s+able\s+to\s+)?)\s*make\s+it\b.*\b(?:instead|how\s+about|what\s+about"
+            r"|(?:can|could)\s+(?:we|i)\s+(?:do|come|make\s+it|have\s+it)|(?:is|would)(?:\s+\w+){1,3}\s+(?:be\s+)?"
+            r"(?:ok(?:ay)?|possible|free|available|work))\b",
+            "date time part_of_day",
+        ),
         (
             "cancel",
             r"\b(?:cancel\w*|call\s+off|can'?t\s+make\s+it|cannot\s+make\s+it|won'?t\s+(?:be\s+able\s+to\s+)?"

@@ -132,6 +132,10 @@ NEGATED_AFTER = re.compile(
     r"^\s*(?:[\w']+\s+){0,2}(?:doesn'?t|does\s+not|won'?t|will\s+not|isn'?t|is\s+not|is\s+no|no\s+longer|not)"
     r"\s+(?:work|suit|do|possible|good|okay|ok|available|fine)\b|^\s*is\s+(?:bad|out|full|busy|taken)\b"
 )
+# "I can't make it tomorrow": "make" is a turn word ("not today, make it Friday") but not after this.
+NOT_COMING = re.compile(
+    r"\b(?:can'?t|cannot|couldn'?t|won'?t(?:\s+be\s+able\s+to)?)\s+make\s+it(?:\s+(?:on|at|for))?\s*$"
+)
 TURN_WORDS = frozenset(
     _split("make how what but instead try change prefer rather book let's lets maybe perhaps so then can could would")
 )
@@ -139,6 +143,8 @@ TURN_WORDS = frozenset(
 
 def negated(s: str, start: int, end: int, floor: int = 0) -> bool:
     """Whether the words around ``s[start:end]`` (after ``floor``, the previous mention) reject it."""
+    if NOT_COMING.search(s[floor:start]):
+        return True
     before = NEGATED_BEFORE.search(s[floor:start])
     if before and not TURN_WORDS.intersection(before.group("gap").split()):
         return True

@@ -350,6 +350,16 @@ async def booked(
     await chat.say("4")  # answer the rating question
 
 
+async def test_not_coming_with_another_day_moves_the_booking_instead_of_cancelling(manager: DialogueManager) -> None:
+    chat = Chat(manager)
+    await booked(chat)  # Tue 3 Mar, 10:00 AM
+    await chat.say("I can't make it tomorrow, can we do thursday instead?")
+    assert "Cancel" not in chat.text
+    assert "Thu 5 Mar" in chat.text or any("Thu 5 Mar" in label for label in chat.labels), chat.text
+    await chat.tap("10:30 AM")
+    assert "Move your Check-up from Tue 3 Mar, 10:00 AM to Thu 5 Mar, 10:30 AM?" in chat.text
+
+
 async def test_cancel_with_confirmation_and_policy(manager: DialogueManager, db: Database, clock: FrozenClock) -> None:
     chat = Chat(manager)
     await booked(chat)

@@ -158,6 +158,21 @@ def test_a_window_of_the_day_is_both_limits(reader: Reader) -> None:
     assert (reading.entities["time_bound"], reading.entities["time_until"]) == ("between", "16:00")
 
 
+@pytest.mark.parametrize(
+    ("text", "intent", "day"),
+    [
+        ("I can't make it tomorrow, can we do thursday instead?", "reschedule", date(2025, 11, 20)),
+        ("i cant make it tomorrow, is friday at 3 possible?", "reschedule", date(2025, 11, 21)),
+        ("I won't make it on Friday, how about Monday afternoon?", "reschedule", date(2025, 11, 24)),
+        ("I can't make it tomorrow", "cancel", date(2025, 11, 20)),  # nothing else offered: a cancel
+        ("I can't make it tomorrow, sorry", "cancel", date(2025, 11, 20)),
+    ],
+)
+def test_not_coming_with_another_day_is_a_move(reader: Reader, text: str, intent: str, day: date) -> None:
+    reading = reader.read(text, WED)
+    assert (reading.intent, reading.date) == (intent, day)
+
+
 def test_every_rule_names_a_known_intent() -> None:
     assert {rule.intent for rules in RULES.values() for rule in rules} <= set(INTENTS)
     assert set(INTENTS) - {"inform", "unknown"} <= {rule.intent for rule in RULES["en"]}
