@@ -34,7 +34,7 @@ from channels import delivery
 from channels.base import OutboundMessage
 from core.errors import ConfigError
 from storage import catalog, inbox, migrate, secrets
-from storage.engine import Database, create_database
+from storage.engine import Database, create_database, one_at_a_time
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ class Pipeline:
 
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
+
+
+CONFIG_LOCK = 7_215_002  # advisory lock id (storage.migrate holds 7_215_001)
 
 
 async def prepare_database(settings: Settings, clock: Clock) -> Database:
@@ -74,6 +77,8 @@ async def load_config(db: Database, settings: Settings, clock: Clock) -> None:
     """Declare the config's businesses, staff, services and agents (idempotent)."""
     now = clock()
     async with db.writing() as session:
+        # Several workers starting at once on a new database would each insert the businesses.
+        await one_at_a_time(session, CONFIG_LOCK)
         for business in settings.businesses:
             tenant_id = await catalog.sync_business(session, business, now)
             for agent in business.agents:

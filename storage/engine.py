@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -101,6 +101,13 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def one_at_a_time(session: AsyncSession, key: int) -> None:
+    """Across processes, one transaction holding ``key`` at a time, until it ends: PostgreSQL's
+    transaction-scoped advisory lock (SQLite's single writer already serialises writers)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 def dialect_insert(session: AsyncSession | Session) -> Any:

@@ -524,3 +524,26 @@ async def test_seats_race_fills_exactly_the_capacity(race_db: Database, clock: F
     [session_row] = await active_allocations(race_db, tenant)
     assert (session_row.seats_taken, session_row.capacity) == (3, 3)
     await assert_consistent(race_db, tenant)
+
+
+async def test_workers_starting_at_once_on_a_new_postgresql_database(postgres_url: str, clock: FrozenClock) -> None:
+    """Several `frontdesk serve` processes started together (a deployment) each load the config:
+    they take turns, so none dies on the businesses another one just inserted."""
+    bootstrap = create_database(postgres_url, pool_size=0)
+    try:
+        await migrate.upgrade(bootstrap.engine)
+    finally:
+        await bootstrap.dispose()
+    settings = make_settings(postgres_url, businesses())
+    started = await asyncio.gather(*(prepare_database(settings, clock) for _ in range(4)), return_exceptions=True)
+    try:
+        assert not [r for r in started if isinstance(r, BaseException)], started
+        db = started[0]
+        assert isinstance(db, Database)
+        async with db.reading() as session:
+            slugs = list(await session.scalars(select(t.Business.slug).order_by(t.Business.slug)))
+        assert slugs == sorted(b["slug"] for b in businesses())
+    finally:
+        for db in started:
+            if isinstance(db, Database):
+                await db.dispose()
