@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -331,7 +332,8 @@ async def in_processes(
     finally:
         await poll.engine.dispose()
         for server in servers:
-            server.terminate()
+            with contextlib.suppress(ProcessLookupError):  # one that died on its own
+                server.terminate()
         for server in servers:
             await server.wait()
     return Run(ack_seconds, latencies, full_seconds, counts)
