@@ -569,29 +569,19 @@ class Conversation:
         offers: list[Offer] = []
         # within the customer's limits and with whom they asked for, else any time, else anyone
         for (after, before, ends_by), who in ((self._limits(want), staff), (none, staff), (none, None)):
+            window: dict[str, Any] = {
+                "day": first,
+                "until": horizon.last,
+                "after": after,
+                "before": before,
+                "ends_by": ends_by,
+                "near": near,
+                "limit": 3,
+            }
             if moving is not None:
-                offers = await self.desk.reschedule_slots(
-                    moving.ref,
-                    day=first,
-                    until=horizon.last,
-                    after=after,
-                    before=before,
-                    ends_by=ends_by,
-                    near=near,
-                    limit=3,
-                )
+                offers = await self.desk.reschedule_slots(moving.ref, **window)
             else:
-                offers = await self.desk.find_slots(
-                    svc.slug,
-                    day=first,
-                    until=horizon.last,
-                    after=after,
-                    before=before,
-                    ends_by=ends_by,
-                    staff=who,
-                    near=near,
-                    limit=3,
-                )
+                offers = await self.desk.find_slots(svc.slug, staff=who, **window)
             if offers:
                 break
         if not offers:
